@@ -1,0 +1,604 @@
+//! The container lifecycle as a library: what the `berth` CLI and the shim
+//! both call.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use oci_spec::runtime::Spec;
+
+use crate::channel::{Channel, Msg};
+use crate::error::{Context, Error, Result};
+use crate::init::{Bootstrap, Mode, SYNC_FD_ENV};
+use crate::state::{self, OciState, Saved, StateOutput, Status, Store};
+use crate::{hooks, selfexe, spec, sys, util};
+
+pub const DEFAULT_ROOT: &str = "/run/berth";
+
+pub struct Runtime {
+    pub store: Store,
+    pub systemd_cgroup: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+/// A created container whose init waits for `start`.
+#[derive(Debug)]
+pub struct Created {
+    pub pid: i32,
+}
+
+/// Everything `create` has made so far, undone on failure so a failed create
+/// leaves no state directory, cgroup or process behind.
+struct Undo<'a> {
+    store: &'a Store,
+    id: String,
+    dir_made: bool,
+    cgroup: Option<berth_cgroups::Manager>,
+    pids: Vec<i32>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for &pid in &self.pids {
+            if let Ok(fd) = sys::pidfd_open(pid) {
+                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                let _ = sys::pidfd_wait_exit(fd.as_fd(), 5000);
+            }
+            // Ours to reap when it is our child; harmless otherwise.
+            // SAFETY: plain syscall.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
+        }
+        if self.dir_made {
+            let _ = self.store.remove(&self.id);
+        }
+    }
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>, systemd_cgroup: bool) -> Self {
+        Runtime {
+            store: Store::new(root),
+            systemd_cgroup,
+        }
+    }
+
+    pub fn create(&self, o: &CreateOptions) -> Result<Created> {
+        self.create_inner(o, None)
+    }
+
+    /// `console_override`: for `run` with a terminal and no console socket,
+    /// berth passes one end of its own socket pair.
+    fn create_inner(
+        &self,
+        o: &CreateOptions,
+        console_override: Option<UnixStream>,
+    ) -> Result<Created> {
+        state::validate_id(&o.id)?;
+        let bundle = std::fs::canonicalize(&o.bundle)
+            .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
+        let spec = spec::load(&bundle)?;
+        let rootfs = spec::validate_for_create(&spec, &bundle)?;
+        let process = spec.process().clone().expect("validated");
+        let terminal = process.terminal() == Some(true);
+        if terminal && o.console_socket.is_none() && console_override.is_none() {
+            return Err(Error::Config(
+                "process.terminal is true but no --console-socket was given".into(),
+            ));
+        }
+        let linux = spec.linux().as_ref().expect("validated");
+        let cg_path = linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        let mut cgroup =
+            berth_cgroups::Manager::new(cg_path.as_deref(), &o.id, self.systemd_cgroup)?;
+        if let Some(r) = linux.resources() {
+            cgroup.validate(r)?;
+        }
+        // Connect before anything is created: a bad socket path is bad input.
+        let console = match (&console_override, &o.console_socket) {
+            (Some(s), _) => Some(s.try_clone().map_err(|e| Error::sys("console socket", e))?),
+            (None, Some(p)) if terminal => Some(
+                UnixStream::connect(p)
+                    .map_err(|e| Error::Config(format!("--console-socket {}: {e}", p.display())))?,
+            ),
+            _ => None,
+        };
+
+        let lock = self.store.create(&o.id)?;
+        let mut undo = Undo {
+            store: &self.store,
+            id: o.id.clone(),
+            dir_made: true,
+            cgroup: None,
+            pids: Vec::new(),
+            armed: true,
+        };
+        cgroup.create()?;
+        undo.cgroup = Some(cgroup.clone());
+
+        let dir = self.store.dir(&o.id);
+        let fifo_path = dir.join(state::EXEC_FIFO);
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| Error::sys(format!("mkfifo {}", fifo_path.display()), e.into()))?;
+        let fifo = sys::open(&fifo_path, libc::O_RDWR, 0).map_err(|e| Error::io(&fifo_path, e))?;
+
+        let mut join = Vec::new();
+        let mut new = Vec::new();
+        for ns in linux.namespaces().iter().flatten() {
+            match ns.path() {
+                Some(p) => join.push((ns.typ(), p.clone())),
+                None => new.push(ns.typ()),
+            }
+        }
+        let boot = Bootstrap {
+            mode: Mode::Create,
+            id: o.id.clone(),
+            spec: spec.clone(),
+            process: process.clone(),
+            bundle: bundle.clone(),
+            rootfs: rootfs.clone(),
+            join,
+            new: new.clone(),
+            fifo_fd: None,
+            console_fd: None,
+            preserve_fds: o.preserve_fds,
+            no_pivot: o.no_pivot,
+            no_new_keyring: o.no_new_keyring,
+        };
+        let (mut ch, child) = spawn_init(
+            boot,
+            Some(fifo.as_fd()),
+            console.as_ref().map(|c| c.as_fd()),
+            o.preserve_fds,
+            |pid| {
+                undo.pids.push(pid);
+                cgroup.add_process(pid)?;
+                if let Some(r) = linux.resources() {
+                    cgroup.apply(r)?;
+                }
+                Ok(())
+            },
+        )?;
+        drop(fifo);
+        drop(console);
+
+        let mut init_pid = child;
+        loop {
+            match ch.expect("the container to be set up")? {
+                Msg::UsernsReady => {
+                    write_id_maps(child, &spec)?;
+                    ch.send(&Msg::Continue)?;
+                }
+                Msg::Pid { pid } => {
+                    init_pid = pid;
+                    undo.pids.insert(0, pid);
+                    if pid != child {
+                        reap(child);
+                    }
+                }
+                Msg::RunHooks => {
+                    let st = hook_state(&o.id, Status::Creating, Some(init_pid), &bundle, &spec);
+                    hooks::run(spec.hooks().as_ref(), hooks::Kind::Prestart, &st)?;
+                    hooks::run(spec.hooks().as_ref(), hooks::Kind::CreateRuntime, &st)?;
+                    ch.send(&Msg::HooksDone {
+                        state: String::from_utf8_lossy(&hook_state(
+                            &o.id,
+                            Status::Created,
+                            Some(init_pid),
+                            &bundle,
+                            &spec,
+                        ))
+                        .into_owned(),
+                    })?;
+                }
+                Msg::Ready => break,
+                other => {
+                    return Err(Error::Init(format!(
+                        "unexpected message from init: {other:?}"
+                    )))
+                }
+            }
+        }
+        let (pid_start, _) =
+            sys::proc_start_time(init_pid).ctx(|| format!("reading /proc/{init_pid}/stat"))?;
+        let saved = Saved {
+            id: o.id.clone(),
+            pid: init_pid,
+            pid_start,
+            bundle,
+            rootfs,
+            created: util::rfc3339_now(),
+            owner_uid: self.store.owner_of(&o.id),
+            cgroup: Some(cgroup),
+            config: spec,
+        };
+        self.store.save(&saved)?;
+        if let Some(p) = &o.pid_file {
+            write_pid_file(p, init_pid)?;
+        }
+        undo.armed = false;
+        drop(lock);
+        Ok(Created { pid: init_pid })
+    }
+
+    pub fn start(&self, id: &str) -> Result<()> {
+        let _lock = self.store.lock(id)?;
+        let saved = self.store.load(id)?;
+        match self.store.status(&saved) {
+            Status::Created => {}
+            Status::Stopped => {
+                return Err(Error::State(format!(
+                    "cannot start container {id}: it has stopped"
+                )))
+            }
+            s => {
+                return Err(Error::State(format!(
+                    "cannot start container {id}: it is already {s}"
+                )))
+            }
+        }
+        let fifo_path = self.store.dir(id).join(state::EXEC_FIFO);
+        let fifo = sys::open(&fifo_path, libc::O_WRONLY | libc::O_NONBLOCK, 0).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                Error::State(format!(
+                    "cannot start container {id}: its init process has exited"
+                ))
+            } else {
+                Error::io(&fifo_path, e)
+            }
+        })?;
+        sys::write_all_fd(fifo.as_fd(), b"0").map_err(|e| Error::io(&fifo_path, e))?;
+        drop(fifo);
+        std::fs::remove_file(&fifo_path).map_err(|e| Error::io(&fifo_path, e))?;
+        let st = hook_state(
+            id,
+            Status::Running,
+            Some(saved.pid),
+            &saved.bundle,
+            &saved.config,
+        );
+        if let Err(e) = hooks::run(saved.config.hooks().as_ref(), hooks::Kind::Poststart, &st) {
+            // The spec: a failing poststart hook is a warning, not a failure.
+            crate::logging::warn(&e.to_string());
+        }
+        Ok(())
+    }
+
+    pub fn state(&self, id: &str) -> Result<StateOutput> {
+        let saved = self.store.load(id)?;
+        Ok(state::state_output(&self.store, &saved))
+    }
+
+    pub fn list(&self) -> Result<Vec<StateOutput>> {
+        let mut out = Vec::new();
+        for id in self.store.list()? {
+            if let Ok(s) = self.store.load(&id) {
+                out.push(state::state_output(&self.store, &s));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let saved = self.store.load(id)?;
+        let status = self.store.status(&saved);
+        if status == Status::Stopped {
+            return Err(Error::State(format!(
+                "cannot kill container {id}: it is not running"
+            )));
+        }
+        if all {
+            if let Some(cg) = &saved.cgroup {
+                return cg.signal_all(signal).map_err(Error::from);
+            }
+        }
+        let fd = sys::pidfd_open(saved.pid).ctx(|| format!("container {id} init {}", saved.pid))?;
+        sys::pidfd_send_signal(fd.as_fd(), signal).ctx(|| format!("signalling container {id}"))
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let _lock = match self.store.lock(id) {
+            Ok(l) => l,
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let saved = match self.store.load(id) {
+            Ok(s) => s,
+            // A create that died half-way: only --force clears it.
+            Err(Error::NotFound(_)) if force => return self.store.remove(id),
+            Err(e) => return Err(e),
+        };
+        let status = self.store.status(&saved);
+        match status {
+            Status::Stopped | Status::Created => {}
+            s if force => {
+                let _ = s;
+            }
+            s => {
+                return Err(Error::State(format!(
+                    "cannot delete container {id} that is not stopped: {s}"
+                )))
+            }
+        }
+        if status != Status::Stopped {
+            if let Ok(fd) = sys::pidfd_open(saved.pid) {
+                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                if status == Status::Paused {
+                    if let Some(cg) = &saved.cgroup {
+                        let _ = cg.thaw();
+                    }
+                }
+                let _ = sys::pidfd_wait_exit(fd.as_fd(), 10_000);
+            }
+        }
+        if let Some(cg) = &saved.cgroup {
+            cg.destroy()?;
+        }
+        let st = hook_state(id, Status::Stopped, None, &saved.bundle, &saved.config);
+        if let Err(e) = hooks::run(saved.config.hooks().as_ref(), hooks::Kind::Poststop, &st) {
+            crate::logging::warn(&e.to_string());
+        }
+        self.store.remove(id)
+    }
+
+    /// `run`: create, start, wait, delete. Returns the exit status to exit with.
+    pub fn run(&self, o: &CreateOptions, detach: bool) -> Result<i32> {
+        let bundle_spec =
+            spec::load(&std::fs::canonicalize(&o.bundle).unwrap_or(o.bundle.clone())).ok();
+        let terminal = bundle_spec
+            .as_ref()
+            .and_then(|s| s.process().as_ref())
+            .and_then(|p| p.terminal())
+            == Some(true);
+        let mut console_pair = None;
+        let override_sock = if terminal && o.console_socket.is_none() {
+            if detach {
+                return Err(Error::Config(
+                    "process.terminal is true: run --detach needs --console-socket".into(),
+                ));
+            }
+            let (a, b) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+            console_pair = Some(a);
+            Some(b)
+        } else {
+            None
+        };
+        // SAFETY: prctl with integer args.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let created = self.create_inner(o, override_sock)?;
+        let tty = match console_pair {
+            Some(sock) => {
+                let (_, master) =
+                    sys::recv_fd(sock.as_fd()).ctx(|| "receiving the pty master".into())?;
+                master.map(crate::tty::Proxy::start).transpose()?
+            }
+            None => None,
+        };
+        if let Err(e) = self.start(&o.id) {
+            let _ = self.delete(&o.id, true);
+            return Err(e);
+        }
+        if detach {
+            return Ok(0);
+        }
+        let code = wait_forwarding_signals(created.pid);
+        drop(tty);
+        self.delete(&o.id, true)?;
+        Ok(code)
+    }
+}
+
+/// Starts `berth init` from the sealed memfd with the channel, the fifo and
+/// the console socket inherited at numbers above the preserved fds.
+/// `placed` runs once the child exists and before it is told anything: the
+/// place to put it into its cgroup.
+pub(crate) fn spawn_init(
+    boot: Bootstrap,
+    fifo: Option<std::os::fd::BorrowedFd<'_>>,
+    console: Option<std::os::fd::BorrowedFd<'_>>,
+    preserve_fds: u32,
+    placed: impl FnOnce(i32) -> Result<()>,
+) -> Result<(Channel, i32)> {
+    let mut boot = boot;
+    let exe = selfexe::sealed_copy()?;
+    let (mut ch, theirs) = Channel::pair()?;
+    let min = 3 + preserve_fds as RawFd;
+    let sock = sys::dup_at_least(theirs.as_fd(), min).ctx(|| "dup".into())?;
+    drop(theirs);
+    let fifo = fifo
+        .map(|f| sys::dup_at_least(f, min))
+        .transpose()
+        .ctx(|| "dup".into())?;
+    let console = console
+        .map(|f| sys::dup_at_least(f, min))
+        .transpose()
+        .ctx(|| "dup".into())?;
+    boot.fifo_fd = fifo.as_ref().map(|f| f.as_raw_fd());
+    boot.console_fd = console.as_ref().map(|f| f.as_raw_fd());
+    let inherit: Vec<RawFd> = [Some(&sock), fifo.as_ref(), console.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|f: &OwnedFd| f.as_raw_fd())
+        .chain(3..min)
+        .collect();
+    let mut cmd = Command::new(sys::proc_fd_path(exe.as_raw_fd()));
+    cmd.arg0("berth")
+        .arg("init")
+        .env(SYNC_FD_ENV, sock.as_raw_fd().to_string());
+    // SAFETY: the closure only calls fcntl, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &inherit {
+                let fl = libc::fcntl(fd, libc::F_GETFD);
+                if fl >= 0 {
+                    libc::fcntl(fd, libc::F_SETFD, fl & !libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().ctx(|| "starting berth init".into())?;
+    let pid = child.id() as i32;
+    drop(sock);
+    drop(fifo);
+    drop(console);
+    drop(exe);
+    if let Err(e) = placed(pid) {
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        return Err(e);
+    }
+    ch.send(&Msg::Bootstrap(Box::new(boot)))?;
+    Ok((ch, pid))
+}
+
+fn reap(pid: i32) {
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+}
+
+fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref().expect("validated");
+    for (file, maps, field) in [
+        ("uid_map", linux.uid_mappings(), "linux.uidMappings"),
+        ("gid_map", linux.gid_mappings(), "linux.gidMappings"),
+    ] {
+        let text: String = maps
+            .iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, text)
+            .map_err(|e| Error::Config(format!("{field}: writing {path}: {e}")))?;
+    }
+    Ok(())
+}
+
+pub fn hook_state(
+    id: &str,
+    status: Status,
+    pid: Option<i32>,
+    bundle: &Path,
+    spec: &Spec,
+) -> Vec<u8> {
+    let st = OciState {
+        oci_version: spec.version(),
+        id,
+        status,
+        pid,
+        bundle,
+        annotations: spec
+            .annotations()
+            .as_ref()
+            .filter(|a: &&HashMap<String, String>| !a.is_empty()),
+    };
+    serde_json::to_vec(&st).expect("state serialises")
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::sys("getcwd", e))?
+            .join(path)
+    };
+    let dir = abs.parent().unwrap_or(Path::new("/"));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        abs.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &abs).map_err(|e| Error::io(&abs, e))
+}
+
+/// Forwards signals sent to berth to the container's process until it
+/// exits; returns its exit status (128+N when killed by signal N).
+fn wait_forwarding_signals(pid: i32) -> i32 {
+    let forward = [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+        libc::SIGCONT,
+        libc::SIGALRM,
+    ];
+    // SAFETY: building and installing a signal mask for this thread.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        for s in forward {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on our child (CLONE_PARENT made it ours).
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            if libc::WIFEXITED(status) {
+                return libc::WEXITSTATUS(status);
+            }
+            if libc::WIFSIGNALED(status) {
+                return 128 + libc::WTERMSIG(status);
+            }
+        } else if r < 0 {
+            return 255;
+        }
+        // Reap any orphan that reparented to us (we are a subreaper).
+        // SAFETY: plain syscalls.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let s = libc::sigwaitinfo(&set, &mut info);
+            if s > 0 && s != libc::SIGCHLD {
+                libc::kill(pid, s);
+            } else if s == libc::SIGCHLD {
+                loop {
+                    let mut st = 0;
+                    let w = libc::waitpid(-1, &mut st, libc::WNOHANG);
+                    if w <= 0 {
+                        break;
+                    }
+                    if w == pid {
+                        if libc::WIFEXITED(st) {
+                            return libc::WEXITSTATUS(st);
+                        }
+                        if libc::WIFSIGNALED(st) {
+                            return 128 + libc::WTERMSIG(st);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! OCI hooks: each is run with the container's state JSON on stdin, and a
+//! failing (or timed-out) hook fails the operation it belongs to.
+
+use std::io::Write;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+
+use oci_spec::runtime::{Hook, Hooks};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Prestart => "prestart",
+            Kind::CreateRuntime => "createRuntime",
+            Kind::CreateContainer => "createContainer",
+            Kind::StartContainer => "startContainer",
+            Kind::Poststart => "poststart",
+            Kind::Poststop => "poststop",
+        }
+    }
+
+    pub fn list(self, hooks: &Hooks) -> &[Hook] {
+        #[allow(deprecated)]
+        let l = match self {
+            Kind::Prestart => hooks.prestart(),
+            Kind::CreateRuntime => hooks.create_runtime(),
+            Kind::CreateContainer => hooks.create_container(),
+            Kind::StartContainer => hooks.start_container(),
+            Kind::Poststart => hooks.poststart(),
+            Kind::Poststop => hooks.poststop(),
+        };
+        l.as_deref().unwrap_or_default()
+    }
+}
+
+const ALL: [Kind; 6] = [
+    Kind::Prestart,
+    Kind::CreateRuntime,
+    Kind::CreateContainer,
+    Kind::StartContainer,
+    Kind::Poststart,
+    Kind::Poststop,
+];
+
+pub fn validate(hooks: &Hooks) -> Result<()> {
+    for kind in ALL {
+        for (i, h) in kind.list(hooks).iter().enumerate() {
+            if !h.path().is_absolute() {
+                return Err(Error::Config(format!(
+                    "hooks.{}[{i}].path: {} is not absolute",
+                    kind.name(),
+                    h.path().display()
+                )));
+            }
+            if h.timeout().is_some_and(|t| t <= 0) {
+                return Err(Error::Config(format!(
+                    "hooks.{}[{i}].timeout: must be positive",
+                    kind.name()
+                )));
+            }
+            // startContainer hooks resolve inside the container, so only the
+            // host-side ones can be checked here.
+            if kind != Kind::StartContainer && kind != Kind::CreateContainer {
+                if let Err(e) = std::fs::metadata(h.path()) {
+                    return Err(Error::Config(format!(
+                        "hooks.{}[{i}].path: {}: {e}",
+                        kind.name(),
+                        h.path().display()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs every hook of `kind` in order, stopping at the first failure.
+pub fn run(hooks: Option<&Hooks>, kind: Kind, state_json: &[u8]) -> Result<()> {
+    let Some(hooks) = hooks else { return Ok(()) };
+    for (i, h) in kind.list(hooks).iter().enumerate() {
+        run_one(h, state_json).map_err(|e| {
+            Error::Hook(format!(
+                "hooks.{}[{i}] {}: {e}",
+                kind.name(),
+                h.path().display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
+    let mut cmd = Command::new(h.path());
+    if let Some(args) = h.args().as_ref().filter(|a| !a.is_empty()) {
+        cmd.arg0(&args[0]).args(&args[1..]);
+    }
+    cmd.env_clear();
+    for e in h.env().iter().flatten() {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is not an error.
+        let _ = stdin.write_all(state_json);
+    }
+    let pidfd = crate::sys::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
+    let timeout_ms = h.timeout().map_or(-1, |t| t.saturating_mul(1000) as i32);
+    use std::os::fd::AsFd;
+    if !crate::sys::pidfd_wait_exit(pidfd.as_fd(), timeout_ms).map_err(|e| e.to_string())? {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("timed out after {}s", h.timeout().unwrap_or(0)));
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let how = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (_, Some(s)) => format!("killed by signal {s}"),
+        _ => "failed".into(),
+    };
+    let stderr = stderr.trim();
+    if stderr.is_empty() {
+        Err(how)
+    } else {
+        Err(format!("{how}: {stderr}"))
+    }
+}

@@ -1,0 +1,549 @@
+//! The container's init: the process started (from the sealed memfd copy of
+//! berth) by `create`, `run` and `exec`, that builds the container around
+//! itself and finally becomes the user program.
+//!
+//! Stages, each reported to the parent over the channel:
+//! 1. join namespaces given by path, create a user namespace and wait for the
+//!    parent to write its id maps, unshare the rest;
+//! 2. fork once more (CLONE_PARENT, so the parent can wait for it) when the
+//!    pid or time namespace only applies to children; report that pid;
+//! 3. build the rootfs, letting the parent run prestart/createRuntime hooks
+//!    at the right moment, then pivot_root;
+//! 4. set up the process (console, identity, capabilities, seccomp), report
+//!    ready, wait on the exec fifo for `start`, exec.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use serde::{Deserialize, Serialize};
+
+use crate::channel::{Channel, Msg};
+use crate::error::{Context, Error, Result};
+use crate::{hooks, process, rootfs, sys};
+
+pub const SYNC_FD_ENV: &str = "_BERTH_SYNC_FD";
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A new container: build everything, wait for `start`.
+    Create,
+    /// A process joining a running container: namespaces come from the
+    /// container's init, nothing is mounted.
+    Exec,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Bootstrap {
+    pub mode: Mode,
+    pub id: String,
+    pub spec: Spec,
+    /// Replaces spec.process for exec.
+    pub process: Process,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// Namespaces to join (type name → path), for exec or spec paths.
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// Namespaces to create.
+    pub new: Vec<LinuxNamespaceType>,
+    pub fifo_fd: Option<RawFd>,
+    pub console_fd: Option<RawFd>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+/// Entry point of `berth init`. Never returns.
+pub fn main() -> ! {
+    let fd: RawFd = match std::env::var(SYNC_FD_ENV).ok().and_then(|v| v.parse().ok()) {
+        Some(fd) => fd,
+        None => {
+            eprintln!("berth init: not started by berth");
+            std::process::exit(1);
+        }
+    };
+    std::env::remove_var(SYNC_FD_ENV);
+    // SAFETY: the parent passed us this fd and nothing else in this process owns it.
+    let sock = unsafe { UnixStream::from_raw_fd(fd) };
+    let mut ch = Channel::new(sock);
+    let boot = match ch.recv() {
+        Ok(Some(Msg::Bootstrap(b))) => b,
+        _ => std::process::exit(1),
+    };
+    let err = match run(&mut ch, &boot) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = ch.send(&Msg::Error {
+        msg: err.to_string(),
+    });
+    std::process::exit(1);
+}
+
+enum Never {}
+
+fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
+    // Nothing in the container may ptrace us or open our /proc files while
+    // we set it up; execve of the user program resets this.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "PR_SET_DUMPABLE".into())?;
+    for fd in [b.fifo_fd, b.console_fd].into_iter().flatten() {
+        sys::set_cloexec(fd, true).ctx(|| "marking internal fds close-on-exec".into())?;
+    }
+    sys::set_cloexec(ch.socket().as_raw_fd(), true).ctx(|| "cloexec".into())?;
+
+    let forked = namespaces(ch, b)?;
+    if !forked {
+        ch.send(&Msg::Pid {
+            pid: std::process::id() as i32,
+        })?;
+    }
+
+    let in_userns = b.new.contains(&LinuxNamespaceType::User)
+        || b.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+    let linux = b.spec.linux().as_ref();
+    let mut console_slave: Option<OwnedFd> = None;
+    let mut state_json = Vec::new();
+
+    if b.mode == Mode::Create {
+        let devnull = rootfs::open_devnull()?;
+        let mount_joined = b.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount);
+        let fs = if mount_joined {
+            None
+        } else {
+            let fs = rootfs::prepare(&b.spec, &b.rootfs, in_userns)?;
+            fs.mount_all(&b.spec, &b.bundle)?;
+            fs.setup_dev(&b.spec)?;
+            Some(fs)
+        };
+        ch.send(&Msg::RunHooks)?;
+        state_json = match ch.recv()? {
+            Some(Msg::HooksDone { state }) => state.into_bytes(),
+            Some(Msg::Error { msg }) => return Err(Error::Init(msg)),
+            _ => return Err(Error::Init("parent went away while running hooks".into())),
+        };
+        std::env::set_current_dir(&b.rootfs).map_err(|e| Error::io(&b.rootfs, e))?;
+        hooks::run(
+            b.spec.hooks().as_ref(),
+            hooks::Kind::CreateContainer,
+            &state_json,
+        )?;
+        if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+            write_sysctls(sysctl)?;
+        }
+        if let Some(adj) = b.process.oom_score_adj() {
+            write_oom_score_adj(adj)?;
+        }
+        if let Some(fs) = &fs {
+            if let Some(m) = linux.and_then(|l| l.masked_paths().as_ref()) {
+                fs.mask_paths(m, devnull.as_fd())?;
+            }
+            if let Some(r) = linux.and_then(|l| l.readonly_paths().as_ref()) {
+                fs.readonly_paths(r)?;
+            }
+            fs.pivot(b.no_pivot)?;
+        }
+        drop(devnull);
+        if let Some(h) = b.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+            nix::unistd::sethostname(h)
+                .map_err(|e| Error::Config(format!("hostname {h:?}: {e}")))?;
+        }
+        if let Some(d) = b.spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+            let c = CString::new(d).map_err(|_| Error::Config("domainname: NUL byte".into()))?;
+            // SAFETY: pointer and length describe `c`.
+            if unsafe { libc::setdomainname(c.as_ptr(), d.len()) } != 0 {
+                return Err(Error::Config(format!(
+                    "domainname {d:?}: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
+        if b.process.terminal() == Some(true) {
+            console_slave = Some(setup_console(b, true)?);
+        }
+        if b.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+            rootfs::readonly_root()?;
+        }
+    } else {
+        if let Some(adj) = b.process.oom_score_adj() {
+            write_oom_score_adj(adj)?;
+        }
+        if b.process.terminal() == Some(true) {
+            console_slave = Some(setup_console(b, false)?);
+        }
+    }
+
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        let dom = match p.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+        };
+        // SAFETY: plain syscall.
+        if unsafe { libc::personality(dom) } < 0 {
+            return Err(Error::Config(format!(
+                "linux.personality: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    if let Some(r) = b.process.rlimits() {
+        process::set_rlimits(r)?;
+    }
+    if !b.no_new_keyring && b.mode == Mode::Create {
+        join_session_keyring(&b.id);
+    }
+    if let Some(slave) = &console_slave {
+        attach_console(slave.as_fd())?;
+    }
+    drop(console_slave);
+
+    // Only stdio, the preserved fds and our own close-on-exec fds survive.
+    sys::cloexec_from(3 + b.preserve_fds).ctx(|| "close_range".into())?;
+    for fd in 3..3 + b.preserve_fds as RawFd {
+        let _ = sys::set_cloexec(fd, false);
+    }
+
+    let caps = process::plan_caps(b.process.capabilities().as_ref())?;
+    let nnp = b.process.no_new_privileges() == Some(true);
+    let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(berth_seccomp::compile(s)?),
+        None => None,
+    };
+    // Without no_new_privs the filter can only be loaded while we still
+    // hold CAP_SYS_ADMIN, so it goes in before the identity switch (runc's
+    // order); with it, as late as possible, right before exec.
+    if let Some(f) = seccomp.as_ref().filter(|_| !nnp) {
+        load_seccomp(f)?;
+    }
+    process::drop_bounding(&caps)?;
+    let setgroups_ok = !in_userns || setgroups_allowed();
+    process::set_identity(&b.process, setgroups_ok)?;
+    process::apply_caps(&caps)?;
+    process::enter_cwd(b.process.cwd())?;
+    let env = process::environment(&b.process);
+    let args = b.process.args().clone().unwrap_or_default();
+    let exe = process::find_executable(&args[0], &env)?;
+
+    ch.send(&Msg::Ready)?;
+    if let Some(fifo) = b.fifo_fd {
+        wait_for_start(fifo)?;
+    }
+    if b.mode == Mode::Create {
+        hooks::run(
+            b.spec.hooks().as_ref(),
+            hooks::Kind::StartContainer,
+            &state_json,
+        )?;
+    }
+    if nnp {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "PR_SET_NO_NEW_PRIVS".into())?;
+    }
+    if let Some(f) = seccomp.as_ref().filter(|_| nnp) {
+        load_seccomp(f)?;
+    }
+    exec(&exe, &args, &env)
+}
+
+fn expect_continue(ch: &mut Channel, what: &str) -> Result<()> {
+    match ch.recv()? {
+        Some(Msg::Continue) => Ok(()),
+        Some(Msg::Error { msg }) => Err(Error::Init(msg)),
+        _ => Err(Error::Init(format!(
+            "parent went away while waiting for {what}"
+        ))),
+    }
+}
+
+fn ns_flag(t: LinuxNamespaceType) -> i32 {
+    match t {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+/// Stage 1 and 2. Returns whether we forked (the caller is then the child
+/// and the pid was already reported).
+fn namespaces(ch: &mut Channel, b: &Bootstrap) -> Result<bool> {
+    // Open every namespace first: once we join a mount namespace the paths
+    // may no longer resolve.
+    let mut joins: Vec<(LinuxNamespaceType, OwnedFd)> = Vec::new();
+    for (t, p) in &b.join {
+        let fd = sys::open(p, libc::O_RDONLY, 0).map_err(|e| {
+            Error::Config(format!("linux.namespaces: {t} path {}: {e}", p.display()))
+        })?;
+        joins.push((*t, fd));
+    }
+    let join = |joins: &[(LinuxNamespaceType, OwnedFd)],
+                pred: &dyn Fn(LinuxNamespaceType) -> bool|
+     -> Result<()> {
+        for (t, fd) in joins.iter().filter(|(t, _)| pred(*t)) {
+            sys::setns(fd.as_fd(), ns_flag(*t)).map_err(|e| {
+                Error::Config(format!("linux.namespaces: joining {t} namespace: {e}"))
+            })?;
+        }
+        Ok(())
+    };
+    join(&joins, &|t| t == LinuxNamespaceType::User)?;
+    if b.new.contains(&LinuxNamespaceType::User) {
+        sys::unshare(libc::CLONE_NEWUSER).ctx(|| "creating the user namespace".into())?;
+        ch.send(&Msg::UsernsReady)?;
+        expect_continue(ch, "the id mappings")?;
+    }
+    if b.new.contains(&LinuxNamespaceType::User)
+        || joins.iter().any(|(t, _)| *t == LinuxNamespaceType::User)
+    {
+        // Become root of the namespace so the rest of setup is privileged there.
+        // SAFETY: plain syscalls.
+        unsafe {
+            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+                return Err(Error::Config(format!(
+                    "linux.uidMappings/gidMappings: root is not mapped in the user namespace: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
+    }
+    join(&joins, &|t| {
+        t != LinuxNamespaceType::User && t != LinuxNamespaceType::Mount
+    })?;
+    let flags = b
+        .new
+        .iter()
+        .filter(|t| **t != LinuxNamespaceType::User)
+        .fold(0, |acc, t| acc | ns_flag(*t));
+    if flags != 0 {
+        sys::unshare(flags)
+            .map_err(|e| Error::Config(format!("linux.namespaces: creating namespaces: {e}")))?;
+    }
+    if b.new.contains(&LinuxNamespaceType::Time) {
+        if let Some(offsets) = b
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref())
+        {
+            write_time_offsets(offsets)?;
+        }
+    }
+    join(&joins, &|t| t == LinuxNamespaceType::Mount)?;
+    let needs_fork = [LinuxNamespaceType::Pid, LinuxNamespaceType::Time]
+        .iter()
+        .any(|t| b.new.contains(t) || joins.iter().any(|(j, _)| j == t));
+    if !needs_fork {
+        return Ok(false);
+    }
+    let pid = sys::fork_with_flags(libc::CLONE_PARENT as libc::c_ulong)
+        .ctx(|| "forking the container process".into())?;
+    if pid > 0 {
+        let _ = ch.send(&Msg::Pid { pid });
+        // SAFETY: _exit skips destructors that would close the channel
+        // the child still uses.
+        unsafe { libc::_exit(0) };
+    }
+    Ok(true)
+}
+
+fn write_time_offsets(offsets: &HashMap<String, oci_spec::runtime::LinuxTimeOffset>) -> Result<()> {
+    let mut s = String::new();
+    for (clock, off) in offsets {
+        s.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    std::fs::write("/proc/self/timens_offsets", s)
+        .map_err(|e| Error::Config(format!("linux.timeOffsets: {e}")))
+}
+
+fn write_sysctls(sysctl: &HashMap<String, String>) -> Result<()> {
+    // The host's procfs is still mounted at /proc; writes to /proc/sys act on
+    // the namespaces of the writing task, which are the container's.
+    let proc = sys::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| Error::io("/proc", e))?;
+    if sys::fstatfs_magic(proc.as_fd()).unwrap_or(0) != libc::PROC_SUPER_MAGIC {
+        return Err(Error::State("/proc is not procfs".into()));
+    }
+    for (k, v) in sysctl {
+        let rel = PathBuf::from("sys").join(k.replace('.', "/"));
+        let fd = sys::openat2(
+            Some(proc.as_fd()),
+            &rel,
+            libc::O_WRONLY | libc::O_TRUNC,
+            0,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV,
+        )
+        .map_err(|e| Error::Config(format!("linux.sysctl.{k}: {e}")))?;
+        sys::write_all_fd(fd.as_fd(), v.as_bytes())
+            .map_err(|e| Error::Config(format!("linux.sysctl.{k}={v}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn write_oom_score_adj(adj: i32) -> Result<()> {
+    std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+        .map_err(|e| Error::Config(format!("process.oomScoreAdj {adj}: {e}")))
+}
+
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
+}
+
+fn join_session_keyring(id: &str) {
+    let name = CString::new(format!("_ses.{id}")).unwrap_or_default();
+    // SAFETY: keyctl with a valid C string; failure (no keyring support,
+    // quota) is not fatal, as for runc.
+    unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING,
+            name.as_ptr(),
+        );
+    }
+}
+
+/// Opens a pty pair from the container's devpts, sends the master to the
+/// console socket, and (for a new container) binds the slave over
+/// /dev/console. Returns the slave.
+fn setup_console(b: &Bootstrap, bind_console: bool) -> Result<OwnedFd> {
+    let sock = b.console_fd.ok_or_else(|| {
+        Error::Config("process.terminal is set but no --console-socket was given".into())
+    })?;
+    let master = sys::open(Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY, 0)
+        .map_err(|e| Error::io("/dev/ptmx", e))?;
+    let mut unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK takes a pointer to int.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) } != 0 {
+        return Err(Error::sys(
+            "unlocking the pty",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // TIOCGPTPEER opens the slave through the master, never through a path
+    // the container could have replaced.
+    // SAFETY: ioctl returns a new fd or -1.
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return Err(Error::sys(
+            "opening the pty slave",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fresh fd from the kernel.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    if let Some(sz) = b.process.console_size() {
+        let ws = libc::winsize {
+            ws_row: sz.height() as u16,
+            ws_col: sz.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: valid winsize pointer.
+        unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes an unsigned int.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
+    let name = format!("/dev/pts/{n}");
+    if bind_console {
+        let root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(|e| Error::io("/", e))?;
+        let target = crate::safepath::ensure_file(root.as_fd(), Path::new("/dev/console"))
+            .map_err(|e| Error::io("/dev/console", e))?;
+        let tree = sys::open_tree(
+            slave.as_raw_fd(),
+            c"",
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
+        )
+        .ctx(|| "cloning the pty for /dev/console".into())?;
+        sys::move_mount_fd(tree.as_fd(), target.as_fd()).ctx(|| "binding /dev/console".into())?;
+    }
+    // SAFETY: the console socket fd was passed to us by the parent.
+    let sockfd = unsafe { BorrowedFd::borrow_raw(sock) };
+    sys::send_fds(sockfd, name.as_bytes(), &[master.as_raw_fd()])
+        .ctx(|| "sending the pty master to the console socket".into())?;
+    Ok(slave)
+}
+
+fn attach_console(slave: BorrowedFd<'_>) -> Result<()> {
+    // SAFETY: plain syscalls on valid fds.
+    unsafe {
+        libc::setsid();
+        if libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) != 0 {
+            return Err(Error::sys("TIOCSCTTY", std::io::Error::last_os_error()));
+        }
+        for fd in 0..3 {
+            if libc::dup2(slave.as_raw_fd(), fd) < 0 {
+                return Err(Error::sys(
+                    "dup2 of the console",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Blocks until `berth start` writes to the exec fifo. The fifo was opened
+/// O_RDWR by the parent, so we are both a reader and a writer: the read
+/// blocks until a byte arrives instead of seeing EOF, and `start` can tell
+/// whether we are still alive (its O_WRONLY|O_NONBLOCK open fails with ENXIO
+/// once no reader remains).
+fn wait_for_start(fifo: RawFd) -> Result<()> {
+    // SAFETY: the parent passed this fd.
+    let fd = unsafe { BorrowedFd::borrow_raw(fifo) };
+    let mut b = [0u8; 1];
+    let n = sys::read_fd(fd, &mut b).ctx(|| "waiting on the exec fifo".into())?;
+    if n == 0 {
+        return Err(Error::State("exec fifo closed before start".into()));
+    }
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(fifo) };
+    Ok(())
+}
+
+fn load_seccomp(f: &berth_seccomp::Filter) -> Result<()> {
+    let _listener = f.load()?;
+    Ok(())
+}
+
+fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
+    let path = CString::new(exe.as_os_str().as_bytes())
+        .map_err(|_| Error::Init("exec: NUL in path".into()))?;
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
+        .collect();
+    let cenv: Vec<CString> = env
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
+        .collect();
+    let mut argv: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = cenv.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
+    // that outlive the call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Err(Error::Init(format!(
+        "exec {:?}: {}",
+        exe.display().to_string(),
+        std::io::Error::last_os_error()
+    )))
+}

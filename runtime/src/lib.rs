@@ -1,0 +1,24 @@
+//! berth: an OCI container runtime. This library holds the whole container
+//! lifecycle; the `berth` binary is a thin command line over it, and the
+//! containerd shim links it directly.
+
+pub mod channel;
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod hooks;
+pub mod init;
+pub mod logging;
+pub mod mounts;
+pub mod process;
+pub mod rootfs;
+pub mod safepath;
+pub mod selfexe;
+pub mod spec;
+pub mod state;
+pub mod sys;
+pub mod tty;
+pub mod util;
+
+pub use container::{CreateOptions, Runtime, DEFAULT_ROOT};
+pub use error::{Error, Result};

@@ -1,0 +1,285 @@
+//! The last steps before the user program runs: rlimits, identity,
+//! capabilities, the working directory and the executable lookup.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use caps::{CapSet, Capability as Cap, CapsHashSet};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities, PosixRlimit, PosixRlimitType, Process};
+
+use crate::error::{Context, Error, Result};
+use crate::sys;
+
+pub fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    use PosixRlimitType::*;
+    match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+pub fn set_rlimits(limits: &[PosixRlimit]) -> Result<()> {
+    for (i, l) in limits.iter().enumerate() {
+        let r = libc::rlimit {
+            rlim_cur: l.soft(),
+            rlim_max: l.hard(),
+        };
+        // SAFETY: valid rlimit struct.
+        if unsafe { libc::setrlimit(rlimit_resource(l.typ()), &r) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(Error::Config(format!(
+                "process.rlimits[{i}] ({}): setrlimit soft={} hard={}: {e}",
+                serde_json::to_value(l.typ())
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                l.soft(),
+                l.hard()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn to_caps(set: Option<&Capabilities>, field: &str) -> Result<CapsHashSet> {
+    let mut out = CapsHashSet::new();
+    let last = last_cap();
+    for c in set.into_iter().flatten() {
+        let name = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let cap = Cap::from_str(&name).map_err(|_| {
+            Error::Config(format!(
+                "process.capabilities.{field}: unknown capability {name}"
+            ))
+        })?;
+        // runc ignores capabilities the running kernel does not have.
+        if cap.index() as u32 <= last {
+            out.insert(cap);
+        }
+    }
+    Ok(out)
+}
+
+fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+pub struct CapPlan {
+    bounding: CapsHashSet,
+    effective: CapsHashSet,
+    permitted: CapsHashSet,
+    inheritable: CapsHashSet,
+    ambient: CapsHashSet,
+}
+
+pub fn plan_caps(c: Option<&LinuxCapabilities>) -> Result<CapPlan> {
+    let empty = LinuxCapabilities::default();
+    let c = match c {
+        Some(c) => c,
+        None => {
+            return Ok(CapPlan {
+                bounding: CapsHashSet::new(),
+                effective: CapsHashSet::new(),
+                permitted: CapsHashSet::new(),
+                inheritable: CapsHashSet::new(),
+                ambient: CapsHashSet::new(),
+            })
+        }
+    };
+    let _ = empty;
+    Ok(CapPlan {
+        bounding: to_caps(c.bounding().as_ref(), "bounding")?,
+        effective: to_caps(c.effective().as_ref(), "effective")?,
+        permitted: to_caps(c.permitted().as_ref(), "permitted")?,
+        inheritable: to_caps(c.inheritable().as_ref(), "inheritable")?,
+        ambient: to_caps(c.ambient().as_ref(), "ambient")?,
+    })
+}
+
+/// Drops the bounding set; must run while CAP_SETPCAP is still held.
+pub fn drop_bounding(plan: &CapPlan) -> Result<()> {
+    let last = last_cap();
+    for cap in caps::all() {
+        if cap.index() as u32 > last || plan.bounding.contains(&cap) {
+            continue;
+        }
+        caps::drop(None, CapSet::Bounding, cap)
+            .map_err(|e| Error::State(format!("dropping {cap} from the bounding set: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Switches to the process's uid/gid/groups, keeping capabilities across the
+/// switch so the configured sets can be applied afterwards.
+pub fn set_identity(p: &Process, setgroups_allowed: bool) -> Result<()> {
+    let u = p.user();
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "PR_SET_KEEPCAPS".into())?;
+    if setgroups_allowed {
+        let groups: Vec<libc::gid_t> = u.additional_gids().clone().unwrap_or_default();
+        // SAFETY: pointer and length describe `groups`.
+        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
+            return Err(Error::Config(format!(
+                "process.user.additionalGids {groups:?}: setgroups: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    // SAFETY: plain syscalls.
+    if unsafe { libc::setresgid(u.gid(), u.gid(), u.gid()) } != 0 {
+        return Err(Error::Config(format!(
+            "process.user.gid {}: {}",
+            u.gid(),
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: plain syscall.
+    if unsafe { libc::setresuid(u.uid(), u.uid(), u.uid()) } != 0 {
+        return Err(Error::Config(format!(
+            "process.user.uid {}: {}",
+            u.uid(),
+            std::io::Error::last_os_error()
+        )));
+    }
+    sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "PR_SET_KEEPCAPS".into())?;
+    if let Some(m) = u.umask() {
+        // SAFETY: plain syscall.
+        unsafe { libc::umask(m as libc::mode_t) };
+    }
+    Ok(())
+}
+
+pub fn apply_caps(plan: &CapPlan) -> Result<()> {
+    let mask = |set: &CapsHashSet| set.iter().fold(0u64, |m, c| m | c.bitmask());
+    sys::capset(
+        mask(&plan.effective),
+        mask(&plan.permitted),
+        mask(&plan.inheritable),
+    )
+    .map_err(|e| {
+        Error::State(format!(
+            "setting capabilities (effective/permitted/inheritable): {e}"
+        ))
+    })?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| Error::State(format!("clearing ambient capabilities: {e}")))?;
+    for c in &plan.ambient {
+        // Like runc: an ambient cap outside permitted+inheritable is skipped.
+        if plan.permitted.contains(c) && plan.inheritable.contains(c) {
+            caps::raise(None, CapSet::Ambient, *c)
+                .map_err(|e| Error::State(format!("raising ambient {c}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// The environment for the user program: the spec's, plus HOME from the
+/// container's /etc/passwd when the spec has none (as runc does).
+pub fn environment(p: &Process) -> Vec<String> {
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = home_of(p.user().uid()).unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+fn home_of(uid: u32) -> Option<String> {
+    let pw = std::fs::read_to_string("/etc/passwd").ok()?;
+    pw.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 5 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+    })
+}
+
+/// Finds the program the way execvp would, but up front, so that `create`
+/// fails with the path named when it does not exist.
+pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        return check_exec(&p).map(|_| p);
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(arg0);
+        if check_exec(&cand).is_ok() {
+            return Ok(cand);
+        }
+    }
+    Err(Error::Init(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    )))
+}
+
+fn check_exec(p: &Path) -> Result<()> {
+    let c = CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Init(format!("exec: {p:?}: NUL in path")))?;
+    let md = std::fs::metadata(p)
+        .map_err(|e| Error::Init(format!("exec: {:?}: {e}", p.display().to_string())))?;
+    if md.is_dir() {
+        return Err(Error::Init(format!(
+            "exec: {:?}: is a directory",
+            p.display().to_string()
+        )));
+    }
+    // SAFETY: valid C string.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+        return Err(Error::Init(format!(
+            "exec: {:?}: {}",
+            p.display().to_string(),
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// chdir to the process cwd and make sure it really is inside the
+/// container: a cwd that resolves outside the root (an inherited fd's
+/// directory, the CVE-2024-21626 class) makes getcwd report it unreachable.
+pub fn enter_cwd(cwd: &Path) -> Result<()> {
+    std::env::set_current_dir(cwd)
+        .map_err(|e| Error::Config(format!("process.cwd {}: {e}", cwd.display())))?;
+    match sys::getcwd() {
+        Ok(p) if p.first() == Some(&b'/') => Ok(()),
+        Ok(p) => Err(Error::Config(format!(
+            "process.cwd {}: resolves outside the container ({})",
+            cwd.display(),
+            String::from_utf8_lossy(&p)
+        ))),
+        Err(e) => Err(Error::Config(format!(
+            "process.cwd {}: resolves outside the container: {e}",
+            cwd.display()
+        ))),
+    }
+}
+
+pub fn unique_gids(g: &[u32]) -> Vec<u32> {
+    let mut seen = HashSet::new();
+    g.iter().copied().filter(|x| seen.insert(*x)).collect()
+}

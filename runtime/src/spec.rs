@@ -1,0 +1,319 @@
+//! Loading and checking a bundle's config.json.
+//!
+//! Everything that can be checked without side effects is checked here, before
+//! `create` makes a state directory, a cgroup or a process, so that bad input
+//! fails fast and leaves nothing behind.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+use crate::mounts;
+
+/// Reads `<bundle>/config.json`. Syntax errors carry line and column, type
+/// errors the JSON path of the offending field.
+pub fn load(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    parse(&data).map_err(|msg| Error::Config(format!("{}: {msg}", path.display())))
+}
+
+pub fn parse(data: &[u8]) -> std::result::Result<Spec, String> {
+    let de = &mut serde_json::Deserializer::from_slice(data);
+    serde_path_to_error::deserialize::<_, Spec>(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        if field.is_empty() || field == "." {
+            format!("invalid JSON: {inner}")
+        } else {
+            format!("invalid field {field}: {inner}")
+        }
+    })
+}
+
+/// The ociVersion range berth implements: every 1.x release of the runtime
+/// spec is backwards compatible, so any 1.x is accepted.
+pub fn check_version(v: &str) -> Result<()> {
+    let mut parts = v.split('.');
+    let major = parts.next().unwrap_or("");
+    if major == "1" && parts.next().is_some_and(|m| m.parse::<u32>().is_ok()) {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "ociVersion: unsupported version {v:?} (berth supports 1.x)"
+    )))
+}
+
+/// The container's rootfs as an absolute host path.
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::Config("root: missing".into()))?;
+    let p = root.path();
+    if p.as_os_str().is_empty() {
+        return Err(Error::Config("root.path: empty".into()));
+    }
+    let full = if p.is_absolute() {
+        p.clone()
+    } else {
+        bundle.join(p)
+    };
+    let full = std::fs::canonicalize(&full)
+        .map_err(|e| Error::Config(format!("root.path {}: {e}", full.display())))?;
+    if !full.is_dir() {
+        return Err(Error::Config(format!(
+            "root.path {}: not a directory",
+            full.display()
+        )));
+    }
+    Ok(full)
+}
+
+pub fn has_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    namespace(spec, t).is_some()
+}
+
+pub fn namespace(spec: &Spec, t: LinuxNamespaceType) -> Option<&oci_spec::runtime::LinuxNamespace> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|ns| ns.iter().find(|n| n.typ() == t))
+}
+
+/// A namespace the container creates itself (listed without a path).
+pub fn new_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    namespace(spec, t).is_some_and(|n| n.path().is_none())
+}
+
+/// Checks everything about the spec that `create` needs, naming the field at fault.
+pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    check_version(spec.version())?;
+    let rootfs = rootfs_path(spec, bundle)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::Config("process: missing".into()))?;
+    validate_process(process)?;
+
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::Config("linux: missing".into()))?;
+    let mut seen = HashSet::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(Error::Config(format!(
+                "linux.namespaces[{i}]: duplicate namespace type {}",
+                ns.typ()
+            )));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(Error::Config(format!(
+                    "linux.namespaces[{i}].path: {} is not absolute",
+                    p.display()
+                )));
+            }
+            if let Err(e) = std::fs::metadata(p) {
+                return Err(Error::Config(format!(
+                    "linux.namespaces[{i}].path: {}: {e}",
+                    p.display()
+                )));
+            }
+        }
+    }
+    if !has_namespace(spec, LinuxNamespaceType::Mount) {
+        return Err(Error::Config(
+            "linux.namespaces: berth requires a mount namespace".into(),
+        ));
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
+        && !new_namespace(spec, LinuxNamespaceType::Uts)
+    {
+        return Err(Error::Config(
+            "hostname: setting a hostname needs a new uts namespace in linux.namespaces".into(),
+        ));
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty())
+        && !new_namespace(spec, LinuxNamespaceType::Uts)
+    {
+        return Err(Error::Config(
+            "domainname: setting a domainname needs a new uts namespace in linux.namespaces".into(),
+        ));
+    }
+    let new_user = new_namespace(spec, LinuxNamespaceType::User);
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        && linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if new_user && !has_maps {
+        return Err(Error::Config(
+            "linux.uidMappings/gidMappings: a new user namespace needs both mappings".into(),
+        ));
+    }
+    if !new_user
+        && (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
+    {
+        return Err(Error::Config(
+            "linux.uidMappings: mappings given without a new user namespace".into(),
+        ));
+    }
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+        if !new_namespace(spec, LinuxNamespaceType::Time) {
+            return Err(Error::Config(
+                "linux.timeOffsets: needs a new time namespace in linux.namespaces".into(),
+            ));
+        }
+        for k in linux.time_offsets().as_ref().unwrap().keys() {
+            if k != "monotonic" && k != "boottime" {
+                return Err(Error::Config(format!(
+                    "linux.timeOffsets.{k}: only monotonic and boottime can be offset"
+                )));
+            }
+        }
+    }
+    for (k, _) in linux.sysctl().iter().flatten() {
+        validate_sysctl(spec, k)?;
+    }
+    if let Some(p) = linux.rootfs_propagation() {
+        mounts::propagation_flag(p).ok_or_else(|| {
+            Error::Config(format!("linux.rootfsPropagation: unknown value {p:?}"))
+        })?;
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        mounts::validate(i, m)?;
+    }
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        if !d.path().is_absolute() || !d.path().starts_with("/dev") {
+            return Err(Error::Config(format!(
+                "linux.devices[{i}].path: {} must be under /dev",
+                d.path().display()
+            )));
+        }
+    }
+    for (field, list) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
+        for (i, p) in list.iter().flatten().enumerate() {
+            if !p.starts_with('/') {
+                return Err(Error::Config(format!(
+                    "{field}[{i}]: {p:?} is not an absolute path"
+                )));
+            }
+        }
+    }
+    if let Some(s) = linux.seccomp() {
+        berth_seccomp::compile(s)?;
+    }
+    if let Some(hooks) = spec.hooks() {
+        crate::hooks::validate(hooks)?;
+    }
+    Ok(rootfs)
+}
+
+pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
+    let args = process.args().as_ref().filter(|a| !a.is_empty());
+    match args {
+        None => return Err(Error::Config("process.args: must not be empty".into())),
+        Some(a) if a[0].is_empty() => {
+            return Err(Error::Config(
+                "process.args[0]: empty executable name".into(),
+            ))
+        }
+        _ => {}
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::Config(format!(
+            "process.cwd: {} is not an absolute path",
+            process.cwd().display()
+        )));
+    }
+    for (i, e) in process.env().iter().flatten().enumerate() {
+        if !e.contains('=') {
+            return Err(Error::Config(format!(
+                "process.env[{i}]: {e:?} is not of the form KEY=VALUE"
+            )));
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        if !seen.insert(crate::process::rlimit_resource(r.typ())) {
+            return Err(Error::Config(format!(
+                "process.rlimits[{i}]: duplicate limit {:?}",
+                r.typ()
+            )));
+        }
+        if r.soft() > r.hard() {
+            return Err(Error::Config(format!(
+                "process.rlimits[{i}]: soft limit {} is above hard limit {}",
+                r.soft(),
+                r.hard()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// runc's rule: a sysctl may only be set when the namespace it belongs to is
+/// the container's own, otherwise it would change the host.
+fn validate_sysctl(spec: &Spec, key: &str) -> Result<()> {
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let need = if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    };
+    match need {
+        Some(t) if has_namespace(spec, t) => Ok(()),
+        Some(t) => Err(Error::Config(format!(
+            "linux.sysctl.{key}: needs a {t} namespace in linux.namespaces"
+        ))),
+        None => Err(Error::Config(format!(
+            "linux.sysctl.{key}: not a namespaced sysctl; setting it would change the host"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_reports_line_and_column() {
+        let e = parse(b"{\n \"ociVersion\": \"1.0.2\",\n oops }").unwrap_err();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("column"), "{e}");
+    }
+
+    #[test]
+    fn type_error_names_the_field() {
+        let e = parse(br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"bogus"}]}}"#)
+            .unwrap_err();
+        assert!(e.contains("linux.namespaces[0].type"), "{e}");
+    }
+
+    #[test]
+    fn version_range() {
+        assert!(check_version("1.0.2").is_ok());
+        assert!(check_version("1.2.0").is_ok());
+        assert!(check_version("2.0.0").is_err());
+        assert!(check_version("").is_err());
+        assert!(check_version("0.9").is_err());
+    }
+}
