@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
 use crate::channel::{Channel, Msg};
 use crate::error::{Context, Error, Result};
@@ -112,9 +112,8 @@ impl Runtime {
             .map(|p| p.to_string_lossy().into_owned());
         let mut cgroup =
             berth_cgroups::Manager::new(cg_path.as_deref(), &o.id, self.systemd_cgroup)?;
-        if let Some(r) = linux.resources() {
-            cgroup.validate(r)?;
-        }
+        let resources = cgroup_resources(&spec);
+        cgroup.validate(&resources)?;
         // Connect before anything is created: a bad socket path is bad input.
         let console = match (&console_override, &o.console_socket) {
             (Some(s), _) => Some(s.try_clone().map_err(|e| Error::sys("console socket", e))?),
@@ -174,9 +173,7 @@ impl Runtime {
             |pid| {
                 undo.pids.push(pid);
                 cgroup.add_process(pid)?;
-                if let Some(r) = linux.resources() {
-                    cgroup.apply(r)?;
-                }
+                cgroup.apply(&resources)?;
                 Ok(())
             },
         )?;
@@ -436,11 +433,13 @@ pub(crate) fn spawn_init(
         .ctx(|| "dup".into())?;
     boot.fifo_fd = fifo.as_ref().map(|f| f.as_raw_fd());
     boot.console_fd = console.as_ref().map(|f| f.as_raw_fd());
+    // Fds 3..3+N pass only if berth itself inherited them: anything berth
+    // opened is close-on-exec, so an internal fd that happens to sit in that
+    // range (the state lock, say) never reaches the container.
     let inherit: Vec<RawFd> = [Some(&sock), fifo.as_ref(), console.as_ref()]
         .into_iter()
         .flatten()
         .map(|f: &OwnedFd| f.as_raw_fd())
-        .chain(3..min)
         .collect();
     let mut cmd = Command::new(sys::proc_fd_path(exe.as_raw_fd()));
     cmd.arg0("berth")
@@ -474,6 +473,59 @@ pub(crate) fn spawn_init(
     }
     ch.send(&Msg::Bootstrap(Box::new(boot)))?;
     Ok((ch, pid))
+}
+
+/// The spec's resources with berth's default device rules appended, as
+/// runc does: whatever the spec denies, the container may still create
+/// device nodes (m) and use the standard devices and the ones in
+/// linux.devices.
+pub fn cgroup_resources(spec: &Spec) -> LinuxResources {
+    let linux = spec.linux().as_ref();
+    let mut r = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let mut rules: Vec<LinuxDeviceCgroup> = r.devices().clone().unwrap_or_default();
+    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true);
+        d.set_typ(Some(typ));
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_access(Some(access.to_string()));
+        d
+    };
+    use LinuxDeviceType::{B, C};
+    rules.push(rule(C, None, None, "m"));
+    rules.push(rule(B, None, None, "m"));
+    for (maj, min) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (10, 200),
+    ] {
+        rules.push(rule(C, Some(maj), Some(min), "rwm"));
+    }
+    rules.push(rule(C, Some(136), None, "rwm"));
+    for d in linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if matches!(
+            d.typ(),
+            LinuxDeviceType::C | LinuxDeviceType::B | LinuxDeviceType::U
+        ) {
+            let t = if d.typ() == LinuxDeviceType::B { B } else { C };
+            rules.push(rule(t, Some(d.major()), Some(d.minor()), "rwm"));
+        }
+    }
+    r.set_devices(Some(rules));
+    r
 }
 
 fn reap(pid: i32) {

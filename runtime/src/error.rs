@@ -36,7 +36,7 @@ pub enum Error {
     Hook(String),
     #[error(transparent)]
     Cgroup(#[from] berth_cgroups::Error),
-    #[error("linux.seccomp: {0}")]
+    #[error(transparent)]
     Seccomp(#[from] berth_seccomp::Error),
 }
 

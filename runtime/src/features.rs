@@ -85,9 +85,9 @@ pub fn document() -> Value {
             "seccomp": {
                 "enabled": true,
                 "actions": berth_seccomp::supported_actions(),
-                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "operators": berth_seccomp::supported_operators(),
                 "archs": berth_seccomp::supported_archs(),
-                "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
                 "supportedFlags": berth_seccomp::supported_flags(),
             },
             "apparmor": { "enabled": false },

@@ -203,9 +203,6 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
 
     // Only stdio, the preserved fds and our own close-on-exec fds survive.
     sys::cloexec_from(3 + b.preserve_fds).ctx(|| "close_range".into())?;
-    for fd in 3..3 + b.preserve_fds as RawFd {
-        let _ = sys::set_cloexec(fd, false);
-    }
 
     let caps = process::plan_caps(b.process.capabilities().as_ref())?;
     let nnp = b.process.no_new_privileges() == Some(true);

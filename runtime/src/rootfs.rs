@@ -471,7 +471,7 @@ impl Rootfs {
                     &fdpath(target.as_fd()),
                     Some("tmpfs"),
                     libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    Some("size=0k,mode=0"),
+                    None,
                 )
                 .ctx(|| format!("masking {p}"))?;
             } else {

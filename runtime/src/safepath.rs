@@ -52,85 +52,134 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, no_symlinks: bool) -> io:
     sys::openat2(Some(root), &rel, libc::O_PATH, 0, resolve)
 }
 
-/// Like `mkdir -p` inside `root`; returns an O_PATH fd of the directory.
-pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, mode: u32) -> io::Result<OwnedFd> {
-    let rel = relative(path)?;
-    let mut cur = PathBuf::new();
-    let mut fd = sys::openat2(
-        Some(root),
-        Path::new("."),
-        O_PATH_DIR,
-        0,
-        libc::RESOLVE_IN_ROOT,
-    )?;
-    for comp in rel.components() {
-        cur.push(comp);
-        let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-        match sys::openat2(Some(root), &cur, O_PATH_DIR, 0, resolve) {
-            Ok(f) => fd = f,
+/// Walks `path` inside `root` one component at a time, resolving symlinks
+/// as if `root` were `/` (an absolute target restarts at `root`, `..` stops
+/// at it) and creating what is missing: directories on the way, and a
+/// directory or an empty file at the end. Single-component lookups with
+/// O_NOFOLLOW leave nothing for a concurrent rename to exploit. Returns an
+/// O_PATH fd of the final object.
+fn walk_create(root: BorrowedFd<'_>, path: &Path, last_is_dir: bool) -> io::Result<OwnedFd> {
+    let mut todo: Vec<std::ffi::OsString> = relative(path)?
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_os_string())
+        .collect();
+    let reopen_root = || {
+        sys::openat2(
+            Some(root),
+            Path::new("."),
+            O_PATH_DIR,
+            0,
+            libc::RESOLVE_BENEATH,
+        )
+    };
+    let mut stack: Vec<OwnedFd> = vec![reopen_root()?];
+    let mut links = 0;
+    while let Some(comp) = todo.pop() {
+        if comp == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+            }
+            continue;
+        }
+        if comp == "." || comp.is_empty() {
+            continue;
+        }
+        let last = todo.is_empty();
+        let cur = stack.last().expect("root stays on the stack").as_fd();
+        let name = Path::new(&comp);
+        let flags = libc::O_PATH | libc::O_NOFOLLOW;
+        let resolve =
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+        let fd = match sys::openat2(Some(cur), name, flags, 0, resolve) {
+            Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                // `fd` is the already resolved parent: creating relative to it
-                // cannot escape, and mkdirat never follows a final symlink.
-                match sys::mkdirat(fd.as_fd(), Path::new(comp.as_os_str()), mode) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                    Err(e) => return Err(e),
-                }
-                fd = sys::openat2(Some(root), &cur, O_PATH_DIR, 0, resolve).map_err(|e| {
-                    if e.raw_os_error() == Some(libc::ENOENT) {
-                        io::Error::new(
-                            io::ErrorKind::NotFound,
-                            format!("{} is a dangling symlink", cur.display()),
-                        )
-                    } else {
-                        e
+                if last && !last_is_dir {
+                    let dir = sys::openat2(
+                        Some(cur),
+                        Path::new("."),
+                        libc::O_RDONLY | libc::O_DIRECTORY,
+                        0,
+                        libc::RESOLVE_BENEATH,
+                    )?;
+                    match sys::openat2(
+                        Some(dir.as_fd()),
+                        name,
+                        libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+                        0o644,
+                        resolve,
+                    ) {
+                        Ok(_) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(e) => return Err(e),
                     }
-                })?;
+                } else {
+                    match sys::mkdirat(cur, name, 0o755) {
+                        Ok(()) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                sys::openat2(Some(cur), name, flags, 0, resolve)?
             }
             Err(e) => return Err(e),
+        };
+        let st = sys::fstat(fd.as_fd())?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            links += 1;
+            if links > 40 {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            let target = readlink_fd(fd.as_fd())?;
+            if target.is_absolute() {
+                stack.truncate(1);
+            }
+            for c in target.components().rev() {
+                match c {
+                    Component::RootDir | Component::CurDir => {}
+                    other => todo.push(other.as_os_str().to_os_string()),
+                }
+            }
+            continue;
         }
+        if !last && st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        stack.push(fd);
     }
-    Ok(fd)
+    Ok(stack.pop().expect("at least the root"))
 }
 
-/// Makes sure a non-directory exists at `path` inside `root` (for bind
-/// mounts of files and device nodes) and returns an O_PATH fd to it.
+fn readlink_fd(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: readlinkat with an empty path reads the link `fd` refers to;
+    // the buffer is valid for its length.
+    let n = unsafe {
+        libc::readlinkat(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            c"".as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(PathBuf::from(
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(buf),
+    ))
+}
+
+/// Like `mkdir -p` inside `root`; returns an O_PATH fd of the directory.
+pub fn mkdir_all(root: BorrowedFd<'_>, path: &Path, _mode: u32) -> io::Result<OwnedFd> {
+    walk_create(root, path, true)
+}
+
+/// Makes sure something exists at `path` inside `root` to mount a file
+/// on, creating an empty file if needed; returns an O_PATH fd to it.
 pub fn ensure_file(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedFd> {
-    let rel = relative(path)?;
-    if let Ok(fd) = open_in_root(root, &rel, false) {
-        return Ok(fd);
-    }
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    let name = rel
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty path"))?;
-    let pfd = mkdir_all(root, parent, 0o755)?;
-    // Reopen the parent as a real directory fd: openat needs one to create in.
-    let dir = sys::openat2(
-        Some(pfd.as_fd()),
-        Path::new("."),
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        0,
-        libc::RESOLVE_BENEATH,
-    )?;
-    let _created = sys::openat2(
-        Some(dir.as_fd()),
-        Path::new(name),
-        libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
-        0o644,
-        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
-    );
-    if let Err(e) = _created {
-        // A device node or fifo already there cannot be opened for writing,
-        // which is fine: we only need something to mount on.
-        if e.raw_os_error() != Some(libc::EEXIST)
-            && e.raw_os_error() != Some(libc::ENXIO)
-            && e.raw_os_error() != Some(libc::EACCES)
-        {
-            return Err(e);
-        }
-    }
-    open_in_root(root, &rel, false)
+    walk_create(root, path, false)
 }
 
 /// Is the fd a directory?

@@ -1,0 +1,15 @@
+#!/bin/bash
+# The whole test suite: formatting, lints, unit tests, the integration
+# suite that runs real containers on this host, and the cgroup v2 subset in
+# a throwaway QEMU guest. Run as root on Debian 12.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hack/deps.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The integration tests run the berth binary, so build it first.
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast -- --test-threads 2
+if [ "${BERTH_SKIP_V2_GUEST:-0}" != 1 ]; then
+  hack/cgroupv2-guest.sh
+fi

@@ -1,0 +1,279 @@
+//! Test support: bundles built on the fly (busybox-static plus the probe),
+//! the real `berth` binary run against a private state root, and cleanup.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{json, Value};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn berth_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("BERTH_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<triple>/debug/deps/<test> → target/<triple>/debug/berth
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join("berth");
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace --bins` first",
+        p.display()
+    );
+    p
+}
+
+pub fn probe_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_berth-probe"))
+}
+
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "sleep", "true", "false", "id", "mount", "hostname", "env", "touch",
+    "mkdir", "ps", "grep", "head", "readlink", "stat", "kill", "wc",
+];
+
+/// A bundle in a fresh directory, removed (with any container left in it)
+/// on drop.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub config: Value,
+    pub ids: Vec<String>,
+}
+
+impl Bundle {
+    pub fn new(tag: &str) -> Bundle {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let base = PathBuf::from(format!("/tmp/berth-tests/{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let rootfs = base.join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("busybox-static at /bin/busybox");
+        for a in APPLETS {
+            symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+        }
+        std::fs::copy(probe_bin(), rootfs.join("probe")).unwrap();
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\ntester:x:1000:1000::/home/tester:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").unwrap();
+        let out = Command::new(berth_bin())
+            .args(["spec", "--bundle"])
+            .arg(&base)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "berth spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(base.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(["/probe", "report"]);
+        config["hostname"] = json!(format!("berth-{tag}"));
+        Bundle {
+            root: base.join("state"),
+            dir: base,
+            config,
+            ids: Vec::new(),
+        }
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+
+    pub fn args(&mut self, args: &[&str]) -> &mut Self {
+        self.config["process"]["args"] = json!(args);
+        self
+    }
+
+    pub fn write_config(&self) {
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// A container id unique to this bundle, remembered for cleanup.
+    pub fn id(&mut self, name: &str) -> String {
+        let id = format!("{}-{name}", self.dir.file_name().unwrap().to_string_lossy());
+        self.ids.push(id.clone());
+        id
+    }
+
+    pub fn berth(&self) -> Command {
+        let mut c = Command::new(berth_bin());
+        c.arg("--root").arg(&self.root);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// `berth run` of the current config; returns (status, stdout, stderr).
+    pub fn run(&mut self, name: &str) -> (i32, String, String) {
+        let id = self.id(name);
+        self.write_config();
+        let out = self
+            .berth()
+            .args(["run", "--bundle"])
+            .arg(&self.dir)
+            .arg(&id)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs the probe as configured and parses its JSON report.
+    pub fn report(&mut self) -> Value {
+        let (code, out, err) = self.run("report");
+        assert_eq!(code, 0, "berth run failed: {err}\n{out}");
+        serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("bad probe output {e}: {out:?} {err}"))
+    }
+
+    pub fn create(&mut self, name: &str) -> (String, Output) {
+        let id = self.id(name);
+        self.write_config();
+        let out = self.detached(&["create", "--bundle", self.dir.to_str().unwrap(), &id]);
+        (id, out)
+    }
+
+    /// Runs a berth command whose container may outlive it: the container
+    /// inherits berth's stdio, so pipes would never reach EOF. Output goes
+    /// through files instead.
+    pub fn detached(&self, args: &[&str]) -> Output {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let out_path = self.dir.join(format!("out.{n}"));
+        let err_path = self.dir.join(format!("err.{n}"));
+        let status = self
+            .berth()
+            .args(args)
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap_or_default(),
+            stderr: std::fs::read(&err_path).unwrap_or_default(),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        self.berth().args(args).output().unwrap()
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.cmd(&["state", id]);
+        assert!(
+            out.status.success(),
+            "state: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let _ = self.berth().args(["delete", "--force", id]).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts a failed command left nothing behind: no state dir, no cgroup,
+/// no process whose root is the bundle's rootfs.
+pub fn assert_nothing_left(b: &Bundle, id: &str) {
+    assert!(!b.root.join(id).exists(), "state dir for {id} left behind");
+    for ctrl in ["pids", "memory", "cpu", "freezer", "devices"] {
+        let p = Path::new("/sys/fs/cgroup")
+            .join(ctrl)
+            .join("berth")
+            .join(id);
+        assert!(!p.exists(), "cgroup {} left behind", p.display());
+    }
+    let v2 = Path::new("/sys/fs/cgroup/berth").join(id);
+    assert!(!v2.exists(), "cgroup {} left behind", v2.display());
+    assert!(
+        processes_in(&b.rootfs()).is_empty(),
+        "processes left in {}",
+        b.rootfs().display()
+    );
+}
+
+/// Pids of processes whose root directory is `rootfs`.
+pub fn processes_in(rootfs: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(r) = std::fs::read_link(format!("/proc/{pid}/root")) {
+            if r == rootfs {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+pub fn caps_mask(names: &[u32]) -> u64 {
+    names.iter().fold(0, |m, c| m | (1u64 << c))
+}
+
+pub fn mount<'a>(report: &'a Value, point: &str) -> Option<&'a Value> {
+    report["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["mount_point"] == point)
+}
+
+pub fn has_opt(m: &Value, opt: &str) -> bool {
+    m["options"].as_array().unwrap().iter().any(|o| o == opt)
+}
+
+/// Waits until `f` holds, up to about 5 s.
+pub fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}

@@ -1,0 +1,203 @@
+//! Regression tests for the runc/crun/youki CVE classes berth guards against.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::os::unix::fs::symlink;
+
+/// CVE-2019-5736: the container must never reach a writable berth binary
+/// through /proc/PID/exe. The init that waits inside the container runs
+/// from a sealed memfd.
+#[test]
+fn init_runs_from_a_sealed_memfd_not_the_berth_binary() {
+    let mut b = Bundle::new("exe");
+    b.args(&["/probe", "sleep", "30"]);
+    let (id, out) = b.create("c");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = b.state(&id)["pid"].as_i64().unwrap();
+    let link = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        link.to_string_lossy().starts_with("/memfd:berth"),
+        "init exe is {}",
+        link.display()
+    );
+    let f = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on our own fd.
+    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+    assert!(seals >= 0, "not a memfd");
+    for s in [
+        libc::F_SEAL_WRITE,
+        libc::F_SEAL_SEAL,
+        libc::F_SEAL_GROW,
+        libc::F_SEAL_SHRINK,
+    ] {
+        assert!(seals & s != 0, "seal {s:#x} missing: {seals:#x}");
+    }
+    let w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"));
+    assert!(
+        w.is_err(),
+        "the init's executable could be opened for writing"
+    );
+    // The init is not dumpable while it sets up, so container processes
+    // cannot ptrace it or open its /proc files.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let _ = status;
+    assert!(std::fs::metadata(format!("/proc/{pid}/exe")).is_ok());
+}
+
+/// CVE-2024-21626: a cwd that points through an fd leaked into the init
+/// must not give the container a host directory.
+#[test]
+fn cwd_through_proc_self_fd_is_refused() {
+    for fd in 3..9 {
+        let mut b = Bundle::new("cwd");
+        b.config["process"]["cwd"] = json!(format!("/proc/self/fd/{fd}"));
+        let (code, out, err) = b.run("c");
+        assert_ne!(code, 0, "cwd /proc/self/fd/{fd} was accepted: {out}");
+        assert!(err.contains("process.cwd"), "{err}");
+    }
+}
+
+/// Symlinks in the rootfs are resolved as if the rootfs were /: a mount
+/// destination that is a symlink to an absolute host path lands inside the
+/// rootfs, never on the host (CVE-2021-30465 class).
+#[test]
+fn mount_destination_symlinks_stay_inside_the_rootfs() {
+    let mut b = Bundle::new("symlink");
+    let escape = format!("/tmp/berth-escape-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&escape);
+    symlink(&escape, b.rootfs().join("evil")).unwrap();
+    symlink(
+        "../../../../../../../../tmp/berth-rel-escape",
+        b.rootfs().join("evil2"),
+    )
+    .unwrap();
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/evil", "type": "tmpfs", "source": "tmpfs"}));
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/evil2/sub", "type": "tmpfs", "source": "tmpfs"}));
+    b.config["root"]["readonly"] = json!(false);
+    let r = b.report();
+    assert!(
+        !std::path::Path::new(&escape).exists(),
+        "mount escaped to the host"
+    );
+    assert!(
+        !std::path::Path::new("/tmp/berth-rel-escape").exists(),
+        "relative symlink escaped"
+    );
+    assert!(
+        b.rootfs().join(escape.trim_start_matches('/')).is_dir(),
+        "target not created inside the rootfs"
+    );
+    assert!(
+        mount(&r, &escape).is_some(),
+        "tmpfs not mounted at the resolved path"
+    );
+    assert!(mount(&r, "/tmp/berth-rel-escape/sub").is_some());
+}
+
+/// A /proc destination that is a symlink is refused outright
+/// (CVE-2019-19921 class).
+#[test]
+fn proc_mounted_on_a_symlink_is_refused() {
+    let mut b = Bundle::new("procsym");
+    std::fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    std::fs::create_dir_all(b.rootfs().join("fakeproc")).unwrap();
+    symlink("/fakeproc", b.rootfs().join("proc")).unwrap();
+    let (id, out) = b.create("p");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/proc"), "{}", stderr(&out));
+    assert_nothing_left(&b, &id);
+}
+
+/// Masking uses the host's verified /dev/null, so a rootfs whose /dev/null
+/// is a symlink to a sensitive file cannot turn masking into an exposure
+/// (CVE-2025-31133 class), and a symlinked masked path is not followed.
+#[test]
+fn masking_cannot_be_redirected_by_rootfs_symlinks() {
+    let mut b = Bundle::new("maskdev");
+    // No /dev tmpfs: the rootfs's own /dev is used, with a hostile null.
+    b.config["mounts"].as_array_mut().unwrap().retain(|m| {
+        m["destination"] != "/dev"
+            && m["destination"] != "/dev/pts"
+            && m["destination"] != "/dev/shm"
+            && m["destination"] != "/dev/mqueue"
+    });
+    symlink("/proc/sys/kernel/core_pattern", b.rootfs().join("dev/null")).unwrap();
+    std::fs::create_dir_all(b.rootfs().join("data")).unwrap();
+    symlink("/etc/passwd", b.rootfs().join("data/secret")).unwrap();
+    b.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/proc/sys/kernel/core_pattern"));
+    b.config["root"]["readonly"] = json!(false);
+    b.args(&[
+        "/probe",
+        "stat",
+        "/proc/timer_list",
+        "/proc/sys/kernel/core_pattern",
+        "/dev/null",
+    ]);
+    let (code, out, err) = b.run("m");
+    assert_eq!(code, 0, "{err}");
+    let s: Value = serde_json::from_str(out.trim()).unwrap();
+    for p in [
+        "/proc/timer_list",
+        "/proc/sys/kernel/core_pattern",
+        "/dev/null",
+    ] {
+        assert_eq!(
+            (
+                s[p]["kind"].as_str(),
+                s[p]["major"].as_u64(),
+                s[p]["minor"].as_u64()
+            ),
+            (Some("char"), Some(1), Some(3)),
+            "{p}: {}",
+            s[p]
+        );
+    }
+
+    let mut b = Bundle::new("masksym");
+    std::fs::create_dir_all(b.rootfs().join("data")).unwrap();
+    symlink("/etc/passwd", b.rootfs().join("data/secret")).unwrap();
+    b.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/data/secret"));
+    let (id, out) = b.create("s");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a symlinked masked path was followed"
+    );
+    assert!(stderr(&out).contains("maskedPaths"), "{}", stderr(&out));
+    assert_nothing_left(&b, &id);
+}
+
+/// Bind mount sources are host paths chosen by the config's author, but
+/// the destination inside the rootfs must not be swappable: the mount lands
+/// on the inode that was resolved, checked by a file bind.
+#[test]
+fn file_bind_mount_lands_on_the_resolved_file() {
+    let mut b = Bundle::new("filebind");
+    let src = b.dir.join("payload");
+    std::fs::write(&src, "payload").unwrap();
+    std::fs::create_dir_all(b.rootfs().join("etc/sub")).unwrap();
+    symlink("/etc/sub/target", b.rootfs().join("etc/link")).unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(json!({"destination": "/etc/link", "type": "bind", "source": src, "options": ["bind", "ro"]}));
+    b.args(&["/probe", "read", "/etc/sub/target"]);
+    let (code, out, err) = b.run("f");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "payload");
+    assert!(b.rootfs().join("etc/sub/target").exists());
+}
