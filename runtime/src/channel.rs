@@ -32,6 +32,9 @@ pub enum Msg {
     HooksDone {
         state: String,
     },
+    /// init → parent: a seccomp notify listener follows as one byte with
+    /// the fd attached.
+    SeccompListener,
     /// init → parent: everything is set up; the init now waits for `start`
     /// (or, for exec, is about to run the program).
     Ready,

@@ -209,6 +209,13 @@ impl Runtime {
                         .into_owned(),
                     })?;
                 }
+                Msg::SeccompListener => {
+                    let (_, fd) = sys::recv_fd(ch.socket().as_fd(), 1)
+                        .ctx(|| "receiving the seccomp listener".into())?;
+                    let fd =
+                        fd.ok_or_else(|| Error::Init("no seccomp listener fd received".into()))?;
+                    send_seccomp_listener(&spec, &o.id, init_pid, &bundle, fd.as_fd())?;
+                }
                 Msg::Ready => break,
                 other => {
                     return Err(Error::Init(format!(
@@ -359,6 +366,80 @@ impl Runtime {
         self.store.remove(id)
     }
 
+    fn running_cgroup(
+        &self,
+        id: &str,
+        want: &[Status],
+        op: &str,
+    ) -> Result<(Saved, berth_cgroups::Manager)> {
+        let saved = self.store.load(id)?;
+        let status = self.store.status(&saved);
+        if !want.contains(&status) {
+            return Err(Error::State(format!(
+                "cannot {op} container {id}: it is {status}"
+            )));
+        }
+        let cg = saved
+            .cgroup
+            .clone()
+            .ok_or_else(|| Error::State(format!("container {id} has no cgroup")))?;
+        Ok((saved, cg))
+    }
+
+    /// Freezes every process of the container.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let _lock = self.store.lock(id)?;
+        let (_, cg) = self.running_cgroup(id, &[Status::Running], "pause")?;
+        cg.freeze().map_err(Error::from)
+    }
+
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let _lock = self.store.lock(id)?;
+        let (_, cg) = self.running_cgroup(id, &[Status::Paused], "resume")?;
+        cg.thaw().map_err(Error::from)
+    }
+
+    /// Pids (host view) of every process in the container.
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let (_, cg) = self.running_cgroup(
+            id,
+            &[Status::Created, Status::Running, Status::Paused],
+            "list processes of",
+        )?;
+        Ok(cg.pids()?)
+    }
+
+    pub fn stats(&self, id: &str) -> Result<berth_cgroups::stats::Stats> {
+        let (_, cg) = self.running_cgroup(
+            id,
+            &[Status::Created, Status::Running, Status::Paused],
+            "read stats of",
+        )?;
+        Ok(cg.stats()?)
+    }
+
+    pub fn oom_watcher(&self, id: &str) -> Result<berth_cgroups::OomWatcher> {
+        let (_, cg) = self.running_cgroup(
+            id,
+            &[Status::Created, Status::Running, Status::Paused],
+            "watch",
+        )?;
+        Ok(cg.oom_watcher()?)
+    }
+
+    /// Applies new resource limits to a live container; only the fields set
+    /// in `resources` change.
+    pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<()> {
+        let _lock = self.store.lock(id)?;
+        let (_, cg) = self.running_cgroup(
+            id,
+            &[Status::Created, Status::Running, Status::Paused],
+            "update",
+        )?;
+        cg.validate(resources)?;
+        cg.apply(resources).map_err(Error::from)
+    }
+
     /// `run`: create, start, wait, delete. Returns the exit status to exit with.
     pub fn run(&self, o: &CreateOptions, detach: bool) -> Result<i32> {
         let bundle_spec =
@@ -387,7 +468,7 @@ impl Runtime {
         let tty = match console_pair {
             Some(sock) => {
                 let (_, master) =
-                    sys::recv_fd(sock.as_fd()).ctx(|| "receiving the pty master".into())?;
+                    sys::recv_fd(sock.as_fd(), 4096).ctx(|| "receiving the pty master".into())?;
                 master.map(crate::tty::Proxy::start).transpose()?
             }
             None => None,
@@ -473,6 +554,35 @@ pub(crate) fn spawn_init(
     }
     ch.send(&Msg::Bootstrap(Box::new(boot)))?;
     Ok((ch, pid))
+}
+
+/// Hands a seccomp notify listener to the agent at linux.seccomp.listenerPath
+/// with the runtime-spec's container process state.
+pub(crate) fn send_seccomp_listener(
+    spec: &Spec,
+    id: &str,
+    pid: i32,
+    bundle: &Path,
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> Result<()> {
+    let sc = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let Some(path) = sc.and_then(|s| s.listener_path().as_ref()) else {
+        return Err(Error::Config(
+            "linux.seccomp.listenerPath: needed for SCMP_ACT_NOTIFY".into(),
+        ));
+    };
+    let state: serde_json::Value =
+        serde_json::from_slice(&hook_state(id, Status::Creating, Some(pid), bundle, spec))
+            .expect("valid json");
+    let msg = serde_json::json!({
+        "ociVersion": spec.version(),
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": sc.and_then(|s| s.listener_metadata().clone()).unwrap_or_default(),
+        "state": state,
+    });
+    berth_seccomp::send_listener(path, fd, &serde_json::to_vec(&msg).expect("json"))?;
+    Ok(())
 }
 
 /// The spec's resources with berth's default device rules appended, as

@@ -212,9 +212,19 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     };
     // Without no_new_privs the filter can only be loaded while we still
     // hold CAP_SYS_ADMIN, so it goes in before the identity switch (runc's
-    // order); with it, as late as possible, right before exec.
-    if let Some(f) = seccomp.as_ref().filter(|_| !nnp) {
-        load_seccomp(f)?;
+    // order); with it, as late as possible, right before exec. A filter
+    // with notify actions goes in now either way: its listener must reach
+    // the agent through the parent, which is gone once `create` returns.
+    let early = seccomp.as_ref().is_some_and(|f| !nnp || f.uses_notify());
+    if let Some(f) = seccomp.as_ref().filter(|_| early) {
+        if nnp {
+            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "PR_SET_NO_NEW_PRIVS".into())?;
+        }
+        if let Some(listener) = f.load()? {
+            ch.send(&Msg::SeccompListener)?;
+            sys::send_fds(ch.socket().as_fd(), b"L", &[listener.as_raw_fd()])
+                .ctx(|| "passing the seccomp listener".into())?;
+        }
     }
     process::drop_bounding(&caps)?;
     let setgroups_ok = !in_userns || setgroups_allowed();
@@ -239,8 +249,8 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     if nnp {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "PR_SET_NO_NEW_PRIVS".into())?;
     }
-    if let Some(f) = seccomp.as_ref().filter(|_| nnp) {
-        load_seccomp(f)?;
+    if let Some(f) = seccomp.as_ref().filter(|_| !early) {
+        f.load()?;
     }
     exec(&exe, &args, &env)
 }
@@ -512,11 +522,6 @@ fn wait_for_start(fifo: RawFd) -> Result<()> {
     }
     // SAFETY: closing our own fd.
     unsafe { libc::close(fifo) };
-    Ok(())
-}
-
-fn load_seccomp(f: &berth_seccomp::Filter) -> Result<()> {
-    let _listener = f.load()?;
     Ok(())
 }
 

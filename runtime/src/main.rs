@@ -63,6 +63,34 @@ struct CreateArgs {
     container_id: String,
 }
 
+#[derive(Args)]
+struct UpdateArgs {
+    /// runtime-spec linux.resources JSON from a file, or - for stdin.
+    #[arg(short, long)]
+    resources: Option<String>,
+    #[arg(long)]
+    memory: Option<String>,
+    #[arg(long = "memory-swap")]
+    memory_swap: Option<String>,
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    #[arg(long = "cpu-quota")]
+    cpu_quota: Option<i64>,
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    #[arg(long = "cpu-shares")]
+    cpu_shares: Option<u64>,
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<i64>,
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    container_id: String,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Create a container; its process waits for `start`.
@@ -103,6 +131,31 @@ enum Cmd {
         force: bool,
         container_id: String,
     },
+    /// Freeze every process of a container.
+    Pause { container_id: String },
+    /// Thaw a paused container.
+    Resume { container_id: String },
+    /// List the processes of a container.
+    Ps {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        container_id: String,
+        /// Options passed to ps(1).
+        #[arg(trailing_var_arg = true)]
+        ps_args: Vec<String>,
+    },
+    /// Print resource usage and OOM events.
+    Events {
+        /// Print stats once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Interval between stats, e.g. 5s or 500ms.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        container_id: String,
+    },
+    /// Change a running container's resource limits.
+    Update(UpdateArgs),
     /// Write a default config.json.
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -209,6 +262,22 @@ fn dispatch(cli: Cli) -> Result<u8> {
             force,
             container_id,
         } => rt.delete(&container_id, force)?,
+        Cmd::Pause { container_id } => rt.pause(&container_id)?,
+        Cmd::Resume { container_id } => rt.resume(&container_id)?,
+        Cmd::Ps {
+            format,
+            container_id,
+            ps_args,
+        } => ps(&rt, &format, &container_id, &ps_args)?,
+        Cmd::Events {
+            stats,
+            interval,
+            container_id,
+        } => events(&rt, stats, &interval, &container_id)?,
+        Cmd::Update(a) => {
+            let r = update_resources(&a)?;
+            rt.update(&a.container_id, &r)?;
+        }
         Cmd::Spec { bundle } => {
             let path = bundle.join("config.json");
             if path.exists() {
@@ -334,4 +403,173 @@ fn parse_signal(s: &str) -> Result<i32> {
         }
     };
     Ok(n)
+}
+
+fn ps(rt: &Runtime, format: &str, id: &str, ps_args: &[String]) -> Result<()> {
+    let pids = rt.pids(id)?;
+    match format {
+        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "table" => {
+            let args: Vec<String> = if ps_args.is_empty() {
+                vec!["-ef".into()]
+            } else {
+                ps_args.to_vec()
+            };
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .context("running ps")?;
+            if !out.status.success() {
+                bail!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            let header = lines.next().unwrap_or("");
+            let col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .context("ps output has no PID column")?;
+            println!("{header}");
+            for l in lines {
+                let pid = l
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|p| p.parse::<i32>().ok());
+                if pid.is_some_and(|p| pids.contains(&p)) {
+                    println!("{l}");
+                }
+            }
+        }
+        other => bail!("invalid format option {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid interval {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => bail!("invalid interval {s:?}"),
+    };
+    if secs <= 0.0 {
+        bail!("invalid interval {s:?}: must be positive");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// runc's `events`: `{"type":"stats","id":..,"data":..}` objects, and
+/// `{"type":"oom","id":..}` when the kernel OOM-kills in the container.
+fn events(rt: &Runtime, once: bool, interval: &str, id: &str) -> Result<()> {
+    let emit = |kind: &str, data: Option<serde_json::Value>| -> Result<()> {
+        let mut v = serde_json::json!({"type": kind, "id": id});
+        if let Some(d) = data {
+            v["data"] = d;
+        }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{v}")?;
+        out.flush()?;
+        Ok(())
+    };
+    if once {
+        return emit("stats", Some(serde_json::to_value(rt.stats(id)?)?));
+    }
+    let every = parse_duration(interval)?;
+    let mut oom = rt.oom_watcher(id)?;
+    loop {
+        let deadline = std::time::Instant::now() + every;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            if oom.wait(Some(left))? {
+                emit("oom", None)?;
+            }
+            if oom.cgroup_removed() {
+                return Ok(());
+            }
+        }
+        match rt.stats(id) {
+            Ok(s) => emit("stats", Some(serde_json::to_value(s)?))?,
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// Bytes with an optional k/m/g suffix, as runc's flags take them; -1 for
+/// unlimited.
+fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.trim_end_matches('b');
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: i64 = num.parse().with_context(|| format!("invalid size {s:?}"))?;
+    Ok(if n == -1 { -1 } else { n * mult })
+}
+
+fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
+    let mut v: serde_json::Value = match a.resources.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            serde_json::from_str(&s).context("--resources: invalid JSON on stdin")?
+        }
+        Some(path) => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("--resources {path}"))?,
+        )
+        .with_context(|| format!("--resources {path}: invalid JSON"))?,
+        None => serde_json::json!({}),
+    };
+    let set = |v: &mut serde_json::Value, section: &str, key: &str, val: serde_json::Value| {
+        if !v[section].is_object() {
+            v[section] = serde_json::json!({});
+        }
+        v[section][key] = val;
+    };
+    if let Some(m) = &a.memory {
+        set(&mut v, "memory", "limit", parse_bytes(m)?.into());
+    }
+    if let Some(m) = &a.memory_swap {
+        set(&mut v, "memory", "swap", parse_bytes(m)?.into());
+    }
+    if let Some(m) = &a.memory_reservation {
+        set(&mut v, "memory", "reservation", parse_bytes(m)?.into());
+    }
+    if let Some(q) = a.cpu_quota {
+        set(&mut v, "cpu", "quota", q.into());
+    }
+    if let Some(p) = a.cpu_period {
+        set(&mut v, "cpu", "period", p.into());
+    }
+    if let Some(p) = a.cpu_shares {
+        set(&mut v, "cpu", "shares", p.into());
+    }
+    if let Some(c) = &a.cpuset_cpus {
+        set(&mut v, "cpu", "cpus", c.clone().into());
+    }
+    if let Some(c) = &a.cpuset_mems {
+        set(&mut v, "cpu", "mems", c.clone().into());
+    }
+    if let Some(p) = a.pids_limit {
+        set(&mut v, "pids", "limit", p.into());
+    }
+    if let Some(w) = a.blkio_weight {
+        set(&mut v, "blockIO", "weight", w.into());
+    }
+    let de = serde_json::to_string(&v)?;
+    let jd = &mut serde_json::Deserializer::from_str(&de);
+    serde_path_to_error::deserialize(jd)
+        .map_err(|e| anyhow::anyhow!("--resources: invalid field {}: {}", e.path(), e.inner()))
 }

@@ -472,9 +472,10 @@ pub fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<
     }
 }
 
-/// Receives one fd sent with SCM_RIGHTS, and the payload.
-pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
-    let mut buf = vec![0u8; 4096];
+/// Receives one fd sent with SCM_RIGHTS, and at most `max` payload bytes
+/// (on a stream shared with other messages, exactly the sender's payload).
+pub fn recv_fd(sock: BorrowedFd<'_>, max: usize) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
+    let mut buf = vec![0u8; max];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr() as *mut libc::c_void,
         iov_len: buf.len(),

@@ -1,0 +1,186 @@
+//! Seccomp profiles as the container sees them: verdicts observed by the
+//! probe's raw syscalls, and a notify agent answering for the kernel.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+
+const GETPID: u32 = 39;
+const GETPPID: u32 = 110;
+const KEXEC_LOAD: u32 = 246;
+const SIGSYS: i32 = 31;
+
+fn syscall(b: &mut Bundle, nr: u32) -> (i32, Value) {
+    b.args(&["/probe", "syscall", &nr.to_string()]);
+    let (code, out, err) = b.run("sc");
+    let v = serde_json::from_str(out.trim()).unwrap_or_else(|_| json!({"stderr": err}));
+    (code, v)
+}
+
+#[test]
+fn containerd_default_profile_blocks_and_allows() {
+    let fixture: Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../seccomp/tests/data/containerd-default-config.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut b = Bundle::new("seccomp-default");
+    b.config["linux"]["seccomp"] = fixture["linux"]["seccomp"].clone();
+    let r = b.report();
+    assert_eq!(r["seccomp"], 2, "filter mode not active");
+    let (_, v) = syscall(&mut b, KEXEC_LOAD);
+    assert_eq!(
+        (v["ret"].as_i64(), v["errno"].as_i64()),
+        (Some(-1), Some(1)),
+        "kexec_load not refused with EPERM: {v}"
+    );
+    let (_, v) = syscall(&mut b, GETPPID);
+    assert_eq!(v["errno"], 0, "{v}");
+}
+
+#[test]
+fn hand_written_profile_errno_kill_log_and_allow() {
+    let mut b = Bundle::new("seccomp-hand");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77},
+            {"names": ["kexec_load"], "action": "SCMP_ACT_KILL_PROCESS"},
+            {"names": ["getpid"], "action": "SCMP_ACT_LOG"},
+            {"names": ["getuid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13, "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    let (_, v) = syscall(&mut b, GETPPID);
+    assert_eq!(v["errno"], 77, "{v}");
+    let (_, v) = syscall(&mut b, GETPID);
+    assert_eq!(
+        (v["ret"].as_i64(), v["errno"].as_i64()),
+        (Some(1), Some(0)),
+        "LOG must allow: {v}"
+    );
+    let (code, _) = syscall(&mut b, KEXEC_LOAD);
+    assert_eq!(code, 128 + SIGSYS, "KILL_PROCESS did not kill with SIGSYS");
+    // Argument conditions: getuid(5) is refused, getuid(0) is not.
+    b.args(&["/probe", "syscall", "102", "5"]);
+    let (_, out, _) = b.run("arg5");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["errno"], 13);
+    b.args(&["/probe", "syscall", "102", "0"]);
+    let (_, out, _) = b.run("arg0");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["errno"], 0);
+}
+
+/// Receives the state JSON and the listener fd the runtime sends.
+fn recv_listener(conn: &std::os::unix::net::UnixStream) -> (Value, OwnedFd) {
+    let mut buf = vec![0u8; 65536];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16];
+    // SAFETY: zeroed msghdr, then pointed at live buffers; fds read from the
+    // control message the kernel filled in.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(conn.as_raw_fd(), &mut msg, 0);
+        assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!cmsg.is_null(), "no fd sent");
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32);
+        (
+            serde_json::from_slice(&buf[..n as usize]).unwrap(),
+            OwnedFd::from_raw_fd(fd),
+        )
+    }
+}
+
+#[test]
+fn notify_reaches_the_agent_and_its_answer_is_what_the_program_sees() {
+    let mut b = Bundle::new("seccomp-notify");
+    let sock = b.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "listenerMetadata": "test-metadata",
+        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let agent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let (state, fd) = recv_listener(&conn);
+        let n = berth_seccomp::notify::recv(fd.as_fd()).unwrap();
+        berth_seccomp::notify::respond(
+            fd.as_fd(),
+            n.id,
+            berth_seccomp::notify::Response::Return(4242),
+        )
+        .unwrap();
+        (state, n.nr)
+    });
+    let (code, v) = syscall(&mut b, GETPPID);
+    let (state, nr) = agent.join().unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(
+        v["ret"], 4242,
+        "the agent's answer did not reach the program: {v}"
+    );
+    assert_eq!(nr, GETPPID as i32);
+    assert_eq!(state["fds"], json!(["seccompFd"]));
+    assert_eq!(state["metadata"], "test-metadata");
+    assert!(state["pid"].as_i64().unwrap() > 0);
+    assert_eq!(state["state"]["id"], b.ids[0].as_str());
+}
+
+#[test]
+fn bad_profiles_fail_create_and_leave_nothing() {
+    for (name, profile, field) in [
+        (
+            "arch",
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_MIPS"]}),
+            "architectures",
+        ),
+        (
+            "index",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}),
+            "index",
+        ),
+        (
+            "action",
+            json!({"defaultAction": "SCMP_ACT_BOGUS"}),
+            "defaultAction",
+        ),
+        (
+            "op",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_NOPE"}]}]}),
+            "op",
+        ),
+        (
+            "notify",
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "listenerPath",
+        ),
+    ] {
+        let mut b = Bundle::new(&format!("seccomp-bad-{name}"));
+        b.config["linux"]["seccomp"] = profile;
+        let (id, out) = b.create(name);
+        assert_eq!(out.status.code(), Some(1), "{name}: bad profile accepted");
+        let e = stderr(&out);
+        assert!(
+            e.contains("linux.seccomp") && e.contains(field),
+            "{name}: {e}"
+        );
+        assert_nothing_left(&b, &id);
+    }
+}
