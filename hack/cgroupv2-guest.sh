@@ -1,7 +1,9 @@
 #!/bin/bash
-# cgroupv2-guest.sh: run berth-cgroups' tests (unit + the effect tests in
-# cgroups/tests/) on a pure cgroup v2 hierarchy, inside a throwaway QEMU
-# guest started by vm-run, as root.
+# cgroupv2-guest.sh: run the cgroup v2 subset of berth's tests on a pure
+# cgroup v2 hierarchy, inside a throwaway QEMU guest started by vm-run, as
+# root: berth-cgroups' unit and effect tests (cgroups/tests/), and the
+# integration suite's container tests (tests/tests/cgroups.rs), which run
+# real containers with the berth binary inside the guest.
 #
 # usage: hack/cgroupv2-guest.sh [TEST-FILTER...]
 #   TEST-FILTER   passed to the test binaries (libtest filters), e.g. "oom"
@@ -26,10 +28,13 @@ fi
 export VM_RUN_TIMEOUT=${VM_RUN_TIMEOUT:-900}
 
 cd "$ROOT"
-# The test executables, from cargo's JSON build messages.
+# The test executables, from cargo's JSON build messages (test artifacts
+# only: the probe and berth binaries are built too but are not test suites).
+cargo build -p berth
 mapfile -t BINS < <(
-  cargo test -p berth-cgroups --no-run --message-format=json |
-    grep -o '"executable":"[^"]*"' | sed 's/^"executable":"//; s/"$//'
+  { cargo test -p berth-cgroups --no-run --message-format=json
+    cargo test -p berth-tests --test cgroups --no-run --message-format=json; } |
+    jq -r 'select(.reason == "compiler-artifact" and .profile.test == true and .executable != null) | .executable'
 )
 [ "${#BINS[@]}" -gt 0 ] || { echo "cgroupv2-guest: no test binaries built" >&2; exit 1; }
 

@@ -90,11 +90,11 @@ fn cpu_quota_throttles() {
 fn device_rules_decide_what_opens() {
     // A host device outside berth's default allow-list, bound in.
     use std::os::unix::fs::MetadataExt;
-    let rdev = std::fs::metadata("/dev/loop-control").unwrap().rdev();
+    let rdev = std::fs::metadata("/dev/kmsg").unwrap().rdev();
     let (major, minor) = (libc::major(rdev), libc::minor(rdev));
     let mut b = Bundle::new("dev");
-    b.config["mounts"].as_array_mut().unwrap().push(json!({"destination": "/dev/loop-control", "type": "bind", "source": "/dev/loop-control", "options": ["bind"]}));
-    b.args(&["/probe", "open", "/dev/loop-control", "r"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({"destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]}));
+    b.args(&["/probe", "open", "/dev/kmsg", "w"]);
     let (code, out, err) = b.run("deny");
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(out.trim()).unwrap();
@@ -105,7 +105,7 @@ fn device_rules_decide_what_opens() {
 
     b.config["linux"]["resources"]["devices"] = json!([
         {"allow": false, "access": "rwm"},
-        {"allow": true, "type": "c", "major": major, "minor": minor, "access": "r"}
+        {"allow": true, "type": "c", "major": major, "minor": minor, "access": "w"}
     ]);
     let (_, out, _) = b.run("allow");
     let v: Value = serde_json::from_str(out.trim()).unwrap();
