@@ -30,6 +30,10 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Socket-activation fds (LISTEN_FDS) handed to berth: they come first,
+    /// at 3.., before the preserved ones, and the program gets LISTEN_FDS
+    /// and LISTEN_PID=1 in its environment, as with runc.
+    pub listen_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
 }
@@ -98,7 +102,15 @@ impl Runtime {
             .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
         let spec = spec::load(&bundle)?;
         let rootfs = spec::validate_for_create(&spec, &bundle)?;
-        let process = spec.process().clone().expect("validated");
+        let mut process = spec.process().clone().expect("validated");
+        if o.listen_fds > 0 {
+            let mut env = process.env().clone().unwrap_or_default();
+            env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+            env.push(format!("LISTEN_FDS={}", o.listen_fds));
+            env.push("LISTEN_PID=1".into());
+            process.set_env(Some(env));
+        }
+        let pass_fds = o.listen_fds + o.preserve_fds;
         let terminal = process.terminal() == Some(true);
         if terminal && o.console_socket.is_none() && console_override.is_none() {
             return Err(Error::Config(
@@ -161,7 +173,7 @@ impl Runtime {
             new: new.clone(),
             fifo_fd: None,
             console_fd: None,
-            preserve_fds: o.preserve_fds,
+            preserve_fds: pass_fds,
             no_pivot: o.no_pivot,
             no_new_keyring: o.no_new_keyring,
         };
@@ -169,7 +181,7 @@ impl Runtime {
             boot,
             Some(fifo.as_fd()),
             console.as_ref().map(|c| c.as_fd()),
-            o.preserve_fds,
+            pass_fds,
             |pid| {
                 undo.pids.push(pid);
                 cgroup.add_process(pid)?;

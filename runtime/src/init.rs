@@ -146,6 +146,13 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
                 fs.readonly_paths(r)?;
             }
             fs.pivot(b.no_pivot)?;
+            // The rootfs bind had to be private for pivot_root; now give the
+            // container's / the propagation the config asks for.
+            if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+                let flag = crate::mounts::propagation_flag(p).unwrap_or(0);
+                sys::mount(None, Path::new("/"), None, flag, None)
+                    .map_err(|e| Error::Config(format!("linux.rootfsPropagation {p}: {e}")))?;
+            }
         }
         drop(devnull);
         if let Some(h) = b.spec.hostname().as_deref().filter(|h| !h.is_empty()) {

@@ -215,6 +215,12 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         pid_file: a.pid_file.clone(),
         console_socket: a.console_socket.clone(),
         preserve_fds: a.preserve_fds,
+        // Socket activation: only when the fds are really meant for us.
+        listen_fds: match (std::env::var("LISTEN_FDS"), std::env::var("LISTEN_PID")) {
+            (Ok(n), Ok(pid)) if pid == std::process::id().to_string() => n.parse().unwrap_or(0),
+            (Ok(n), Err(_)) => n.parse().unwrap_or(0),
+            _ => 0,
+        },
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
     }

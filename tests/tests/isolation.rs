@@ -405,3 +405,48 @@ fn only_stdio_and_preserved_fds_reach_the_container() {
     assert_eq!(fds.len(), 4, "{fds:?}");
     assert_eq!(fds[3].0, 3);
 }
+
+#[test]
+fn socket_activation_fds_pass_with_listen_env() {
+    let mut b = Bundle::new("listen");
+    let id = b.id("l");
+    b.write_config();
+    let f = std::fs::File::open("/etc/hostname").unwrap();
+    use std::os::fd::AsRawFd;
+    let raw = f.as_raw_fd();
+    let mut cmd = b.berth();
+    cmd.env("LISTEN_FDS", "1").env_remove("LISTEN_PID");
+    cmd.args(["run", "--bundle"]).arg(&b.dir).arg(&id);
+    // SAFETY: fcntl/dup2 in the child before exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0);
+            } else if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fds: Vec<u64> = r["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].as_u64().unwrap())
+        .collect();
+    assert_eq!(fds, vec![0, 1, 2, 3]);
+    let env: Vec<&str> = r["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"LISTEN_FDS=1") && env.contains(&"LISTEN_PID=1"),
+        "{env:?}"
+    );
+}

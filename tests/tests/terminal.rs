@@ -1,0 +1,167 @@
+//! Terminals, pid files and the other create flags.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+
+fn recv_fd(conn: &std::os::unix::net::UnixStream) -> (String, OwnedFd) {
+    let mut buf = vec![0u8; 4096];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16];
+    // SAFETY: zeroed msghdr pointed at live buffers; the fd comes from the
+    // control message the kernel filled in.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(conn.as_raw_fd(), &mut msg, 0);
+        assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!cmsg.is_null(), "no fd sent over the console socket");
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32);
+        (
+            String::from_utf8_lossy(&buf[..n as usize]).into_owned(),
+            OwnedFd::from_raw_fd(fd),
+        )
+    }
+}
+
+#[test]
+fn console_socket_receives_the_pty_master() {
+    let mut b = Bundle::new("tty");
+    let sock = b.dir.join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+    b.args(&[
+        "/bin/sh",
+        "-c",
+        "/probe setsid-tty; /probe stat /dev/console",
+    ]);
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        recv_fd(&conn)
+    });
+    let id = b.id("t");
+    b.write_config();
+    let out = b.detached(&[
+        "create",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (name, master) = receiver.join().unwrap();
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    assert!(b.cmd(&["start", &id]).status.success());
+    let mut f = std::fs::File::from(master);
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    // EIO once the container's side closes.
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&text).replace('\r', "");
+    let mut lines = text.lines();
+    let tty: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(tty["isatty"], true, "{tty}");
+    assert_eq!(
+        (tty["rows"].as_u64(), tty["cols"].as_u64()),
+        (Some(33), Some(101))
+    );
+    assert_eq!(tty["has_ctty"], true);
+    assert!(tty["ttyname"].as_str().unwrap().starts_with("/dev/pts/"));
+    let st: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(
+        st["/dev/console"]["kind"], "char",
+        "/dev/console is not the pty: {st}"
+    );
+    assert_eq!(st["/dev/console"]["major"], 136);
+}
+
+#[test]
+fn run_with_a_terminal_and_no_socket_relays_through_berth() {
+    let mut b = Bundle::new("runtty");
+    b.config["process"]["terminal"] = json!(true);
+    b.args(&["/probe", "setsid-tty"]);
+    let (code, out, err) = b.run("r");
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(out.replace('\r', "").trim()).unwrap();
+    assert_eq!(v["isatty"], true);
+}
+
+#[test]
+fn pid_file_holds_the_init_pid() {
+    let mut b = Bundle::new("pidfile");
+    b.args(&["/probe", "sleep", "30"]);
+    let id = b.id("p");
+    b.write_config();
+    let pidfile = b.dir.join("init.pid");
+    let out = b.detached(&[
+        "create",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid: i64 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, b.state(&id)["pid"].as_i64().unwrap());
+}
+
+#[test]
+fn no_pivot_personality_and_root_propagation() {
+    let mut b = Bundle::new("nopivot");
+    b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    b.config["linux"]["rootfsPropagation"] = json!("rprivate");
+    let id = b.id("n");
+    b.write_config();
+    let out = b.detached(&[
+        "run",
+        "--no-pivot",
+        "--no-new-keyring",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["personality"], 8, "LINUX32 personality not set");
+    let root = mount(&r, "/").unwrap();
+    assert!(
+        root["optional"].as_array().unwrap().is_empty(),
+        "rprivate root has propagation: {root}"
+    );
+
+    let mut b = Bundle::new("shared");
+    b.config["linux"]["rootfsPropagation"] = json!("rshared");
+    let r = b.report();
+    let root = mount(&r, "/").unwrap();
+    assert!(
+        root["optional"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o.as_str().unwrap().starts_with("shared:")),
+        "{root}"
+    );
+}
