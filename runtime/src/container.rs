@@ -8,7 +8,9 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+use oci_spec::runtime::{
+    LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespaceType, LinuxResources, Spec,
+};
 
 use crate::channel::{Channel, Msg};
 use crate::error::{Context, Error, Result};
@@ -21,6 +23,18 @@ pub const DEFAULT_ROOT: &str = "/run/berth";
 pub struct Runtime {
     pub store: Store,
     pub systemd_cgroup: bool,
+}
+
+/// What `exec` runs and how.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub id: String,
+    pub process: oci_spec::runtime::Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub detach: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -450,6 +464,158 @@ impl Runtime {
         )?;
         cg.validate(resources)?;
         cg.apply(resources).map_err(Error::from)
+    }
+
+    /// Runs another process in a running container: it joins every
+    /// namespace and the cgroup of the container's init, and gets its
+    /// seccomp profile. Returns the exit status (0 with `detach`).
+    pub fn exec(&self, o: &ExecOptions) -> Result<i32> {
+        let saved = self.store.load(&o.id)?;
+        let status = self.store.status(&saved);
+        match status {
+            Status::Running => {}
+            Status::Paused if o.ignore_paused => {}
+            s => {
+                return Err(Error::State(format!(
+                    "cannot exec in container {}: it is {s}",
+                    o.id
+                )))
+            }
+        }
+        crate::spec::validate_process(&o.process)?;
+        let terminal = o.process.terminal() == Some(true);
+        if terminal && o.console_socket.is_none() && o.detach {
+            return Err(Error::Config(
+                "process.terminal is true: exec --detach needs --console-socket".into(),
+            ));
+        }
+        let spec = &saved.config;
+        if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            berth_seccomp::compile(s)?;
+        }
+        let mut console_pair = None;
+        let console = match &o.console_socket {
+            Some(p) if terminal => Some(
+                UnixStream::connect(p)
+                    .map_err(|e| Error::Config(format!("--console-socket {}: {e}", p.display())))?,
+            ),
+            None if terminal => {
+                let (a, b) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
+                console_pair = Some(a);
+                Some(b)
+            }
+            _ => None,
+        };
+        // Every namespace the container has, taken from its init, user first.
+        let mut join = Vec::new();
+        for ns in spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            let name = match ns.typ() {
+                LinuxNamespaceType::Mount => "mnt",
+                LinuxNamespaceType::Network => "net",
+                t => match t {
+                    LinuxNamespaceType::Cgroup => "cgroup",
+                    LinuxNamespaceType::Uts => "uts",
+                    LinuxNamespaceType::Ipc => "ipc",
+                    LinuxNamespaceType::User => "user",
+                    LinuxNamespaceType::Pid => "pid",
+                    _ => "time",
+                },
+            };
+            join.push((
+                ns.typ(),
+                PathBuf::from(format!("/proc/{}/ns/{name}", saved.pid)),
+            ));
+        }
+        let boot = Bootstrap {
+            mode: Mode::Exec,
+            id: o.id.clone(),
+            spec: spec.clone(),
+            process: o.process.clone(),
+            bundle: saved.bundle.clone(),
+            rootfs: saved.rootfs.clone(),
+            join,
+            new: Vec::new(),
+            fifo_fd: None,
+            console_fd: None,
+            preserve_fds: o.preserve_fds,
+            no_pivot: false,
+            no_new_keyring: true,
+        };
+        // SAFETY: prctl with integer args.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let cg = saved.cgroup.clone();
+        let mut pids = Vec::new();
+        let (mut ch, child) = spawn_init(
+            boot,
+            None,
+            console.as_ref().map(|c| c.as_fd()),
+            o.preserve_fds,
+            |pid| {
+                pids.push(pid);
+                if let Some(cg) = &cg {
+                    cg.add_process(pid)?;
+                }
+                Ok(())
+            },
+        )?;
+        drop(console);
+        let mut pid = child;
+        let result = (|| -> Result<()> {
+            loop {
+                match ch.expect("the exec'd process to be set up")? {
+                    Msg::Pid { pid: p } => {
+                        pid = p;
+                        if p != child {
+                            reap(child);
+                        }
+                    }
+                    Msg::SeccompListener => {
+                        let (_, fd) = sys::recv_fd(ch.socket().as_fd(), 1)
+                            .ctx(|| "receiving the seccomp listener".into())?;
+                        let fd = fd
+                            .ok_or_else(|| Error::Init("no seccomp listener fd received".into()))?;
+                        send_seccomp_listener(spec, &o.id, pid, &saved.bundle, fd.as_fd())?;
+                    }
+                    Msg::Ready => return Ok(()),
+                    other => {
+                        return Err(Error::Init(format!(
+                            "unexpected message from init: {other:?}"
+                        )))
+                    }
+                }
+            }
+        })();
+        if let Err(e) = result {
+            for p in [pid, child] {
+                let _ = sys::kill(p, libc::SIGKILL);
+                // SAFETY: reaping our own children.
+                unsafe { libc::waitpid(p, std::ptr::null_mut(), 0) };
+            }
+            return Err(e);
+        }
+        if let Some(p) = &o.pid_file {
+            write_pid_file(p, pid)?;
+        }
+        let tty = match console_pair {
+            Some(sock) => {
+                let (_, master) =
+                    sys::recv_fd(sock.as_fd(), 4096).ctx(|| "receiving the pty master".into())?;
+                master.map(crate::tty::Proxy::start).transpose()?
+            }
+            None => None,
+        };
+        if o.detach {
+            return Ok(0);
+        }
+        let code = wait_forwarding_signals(pid);
+        drop(tty);
+        Ok(code)
     }
 
     /// `run`: create, start, wait, delete. Returns the exit status to exit with.

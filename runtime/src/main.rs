@@ -64,6 +64,47 @@ struct CreateArgs {
 }
 
 #[derive(Args)]
+struct ExecArgs {
+    /// A runtime-spec process JSON file; replaces ARGS and the flags below.
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    #[arg(short, long)]
+    tty: bool,
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// UID[:GID]
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids")]
+    additional_gids: Vec<u32>,
+    #[arg(short, long)]
+    cap: Vec<String>,
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    /// Accepted for runc compatibility; berth has no AppArmor support.
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// Accepted for runc compatibility; berth has no SELinux support.
+    #[arg(long = "process-label")]
+    process_label: Option<String>,
+    container_id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+#[derive(Args)]
 struct UpdateArgs {
     /// runtime-spec linux.resources JSON from a file, or - for stdin.
     #[arg(short, long)]
@@ -131,6 +172,8 @@ enum Cmd {
         force: bool,
         container_id: String,
     },
+    /// Run a process in a running container.
+    Exec(ExecArgs),
     /// Freeze every process of a container.
     Pause { container_id: String },
     /// Thaw a paused container.
@@ -268,6 +311,19 @@ fn dispatch(cli: Cli) -> Result<u8> {
             force,
             container_id,
         } => rt.delete(&container_id, force)?,
+        Cmd::Exec(a) => {
+            let process = exec_process(&rt, &a)?;
+            let code = rt.exec(&berth::ExecOptions {
+                id: a.container_id.clone(),
+                process,
+                console_socket: a.console_socket.clone(),
+                pid_file: a.pid_file.clone(),
+                detach: a.detach,
+                preserve_fds: a.preserve_fds,
+                ignore_paused: a.ignore_paused,
+            })?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
         Cmd::Pause { container_id } => rt.pause(&container_id)?,
         Cmd::Resume { container_id } => rt.resume(&container_id)?,
         Cmd::Ps {
@@ -578,4 +634,83 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources>
     let jd = &mut serde_json::Deserializer::from_str(&de);
     serde_path_to_error::deserialize(jd)
         .map_err(|e| anyhow::anyhow!("--resources: invalid field {}: {}", e.path(), e.inner()))
+}
+
+/// The process for `exec`: the --process file, or the container's own
+/// process with the command line's changes, as runc builds it.
+fn exec_process(rt: &Runtime, a: &ExecArgs) -> Result<oci_spec::runtime::Process> {
+    if a.apparmor.is_some() || a.process_label.is_some() {
+        bail!("--apparmor/--process-label: berth supports neither AppArmor nor SELinux");
+    }
+    if let Some(path) = &a.process {
+        let data = std::fs::read(path).with_context(|| format!("--process {}", path.display()))?;
+        let jd = &mut serde_json::Deserializer::from_slice(&data);
+        return serde_path_to_error::deserialize(jd).map_err(|e| {
+            anyhow::anyhow!(
+                "--process {}: invalid field {}: {}",
+                path.display(),
+                e.path(),
+                e.inner()
+            )
+        });
+    }
+    if a.args.is_empty() {
+        bail!("exec: no command given (ARGS or --process)");
+    }
+    let saved = rt.store.load(&a.container_id)?;
+    let mut p = saved.config.process().clone().unwrap_or_default();
+    p.set_args(Some(a.args.clone()));
+    p.set_terminal(Some(a.tty));
+    p.set_console_size(None);
+    if let Some(c) = &a.cwd {
+        p.set_cwd(c.clone());
+    }
+    if !a.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        for e in &a.env {
+            let key = e.split('=').next().unwrap_or("");
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        p.set_env(Some(env));
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u.parse::<u32>()?, Some(g.parse::<u32>()?)),
+            None => (
+                u.parse::<u32>()
+                    .with_context(|| format!("--user {u:?}: not a number"))?,
+                None,
+            ),
+        };
+        let user = p.user_mut();
+        user.set_uid(uid);
+        if let Some(g) = gid {
+            user.set_gid(g);
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        p.user_mut()
+            .set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !a.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let add = |set: Option<oci_spec::runtime::Capabilities>| -> Result<oci_spec::runtime::Capabilities> {
+            let mut set = set.unwrap_or_default();
+            for c in &a.cap {
+                let cap: oci_spec::runtime::Capability = serde_json::from_value(serde_json::json!(c))
+                    .with_context(|| format!("--cap {c}: unknown capability"))?;
+                set.insert(cap);
+            }
+            Ok(set)
+        };
+        caps.set_bounding(Some(add(caps.bounding().clone())?));
+        caps.set_effective(Some(add(caps.effective().clone())?));
+        caps.set_permitted(Some(add(caps.permitted().clone())?));
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
 }
