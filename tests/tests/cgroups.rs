@@ -191,3 +191,38 @@ fn update_changes_a_live_limit() {
     assert_eq!(out.status.code(), Some(1));
     b.cmd(&["delete", "-f", &id]);
 }
+
+fn host_is_cgroup_v1() -> bool {
+    !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[test]
+fn bad_resource_values_fail_create_and_leave_no_cgroup() {
+    let mut cases = vec![
+        (
+            "cpus",
+            json!({"cpu": {"cpus": "not-a-cpu-list"}}),
+            "linux.resources.cpu.cpus",
+        ),
+        (
+            "weight",
+            json!({"blockIO": {"weight": 5000}}),
+            "linux.resources.blockIO.weight",
+        ),
+    ];
+    if host_is_cgroup_v1() {
+        cases.push((
+            "unified",
+            json!({"unified": {"memory.max": "1G"}}),
+            "linux.resources.unified",
+        ));
+    }
+    for (name, res, field) in cases {
+        let mut b = Bundle::new(&format!("badres-{name}"));
+        b.config["linux"]["resources"] = res;
+        let (id, out) = b.create(name);
+        assert_eq!(out.status.code(), Some(1), "{name} accepted");
+        assert!(stderr(&out).contains(field), "{name}: {}", stderr(&out));
+        assert_nothing_left(&b, &id);
+    }
+}

@@ -165,3 +165,35 @@ fn no_pivot_personality_and_root_propagation() {
         "{root}"
     );
 }
+
+/// keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)
+fn session_keyring_of(b: &mut Bundle, extra: &[&str]) -> i64 {
+    b.args(&["/probe", "syscall", "250", "0", "-3", "0"]);
+    let id = b.id("k");
+    b.write_config();
+    let mut args = vec!["run"];
+    args.extend_from_slice(extra);
+    let dir = b.dir.to_str().unwrap().to_string();
+    args.extend_from_slice(&["--bundle", &dir, &id]);
+    let out = b.detached(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["ret"].as_i64().unwrap()
+}
+
+#[test]
+fn each_container_gets_its_own_session_keyring_unless_told_not_to() {
+    // SAFETY: keyctl with integer arguments.
+    let mine = unsafe { libc::syscall(libc::SYS_keyctl, 0, -3i64, 0) };
+    let mut b = Bundle::new("keyring");
+    let a = session_keyring_of(&mut b, &[]);
+    let c = session_keyring_of(&mut b, &[]);
+    assert!(a > 0 && c > 0);
+    assert_ne!(a, c, "two containers share a session keyring");
+    assert_ne!(a, mine);
+    let inherited = session_keyring_of(&mut b, &["--no-new-keyring"]);
+    assert_eq!(
+        inherited, mine,
+        "--no-new-keyring must keep berth's session keyring"
+    );
+}
