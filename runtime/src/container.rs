@@ -114,7 +114,7 @@ impl Runtime {
         state::validate_id(&o.id)?;
         let bundle = std::fs::canonicalize(&o.bundle)
             .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
-        let spec = spec::load(&bundle)?;
+        let (spec, extras) = spec::load_ext(&bundle)?;
         let rootfs = spec::validate_for_create(&spec, &bundle)?;
         let mut process = spec.process().clone().expect("validated");
         if o.listen_fds > 0 {
@@ -190,6 +190,7 @@ impl Runtime {
             preserve_fds: pass_fds,
             no_pivot: o.no_pivot,
             no_new_keyring: o.no_new_keyring,
+            extras,
         };
         let (mut ch, child) = spawn_init(
             boot,
@@ -262,6 +263,7 @@ impl Runtime {
             owner_uid: self.store.owner_of(&o.id),
             cgroup: Some(cgroup),
             config: spec,
+            extras,
         };
         self.store.save(&saved)?;
         if let Some(p) = &o.pid_file {
@@ -491,7 +493,7 @@ impl Runtime {
         }
         let spec = &saved.config;
         if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            berth_seccomp::compile(s)?;
+            spec::compile_seccomp(s, saved.extras)?;
         }
         let mut console_pair = None;
         let console = match &o.console_socket {
@@ -546,6 +548,7 @@ impl Runtime {
             preserve_fds: o.preserve_fds,
             no_pivot: false,
             no_new_keyring: true,
+            extras: saved.extras,
         };
         // SAFETY: prctl with integer args.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };

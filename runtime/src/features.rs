@@ -87,8 +87,8 @@ pub fn document() -> Value {
                 "actions": berth_seccomp::supported_actions(),
                 "operators": berth_seccomp::supported_operators(),
                 "archs": berth_seccomp::supported_archs(),
-                "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
-                "supportedFlags": berth_seccomp::supported_flags(),
+                "knownFlags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                "supportedFlags": supported_seccomp_flags(),
             },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
@@ -100,6 +100,18 @@ pub fn document() -> Value {
             "org.berth.seccomp.compiler": "berth-seccomp (pure Rust, no libseccomp)",
         },
     })
+}
+
+/// The kernel's flags, plus WAIT_KILLABLE_RECV where the kernel has it:
+/// berth takes that one from config.json itself (see spec::Extras).
+fn supported_seccomp_flags() -> Vec<&'static str> {
+    let mut f = berth_seccomp::supported_flags();
+    if berth_seccomp::kernel_has_wait_killable_recv()
+        && !f.contains(&"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+    {
+        f.push("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV");
+    }
+    f
 }
 
 /// The default config.json written by `berth spec`, shaped like runc's.

@@ -56,6 +56,7 @@ pub struct Bootstrap {
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    pub extras: crate::spec::Extras,
 }
 
 /// Entry point of `berth init`. Never returns.
@@ -214,7 +215,7 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     let caps = process::plan_caps(b.process.capabilities().as_ref())?;
     let nnp = b.process.no_new_privileges() == Some(true);
     let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(berth_seccomp::compile(s)?),
+        Some(s) => Some(crate::spec::compile_seccomp(s, b.extras)?),
         None => None,
     };
     // Without no_new_privs the filter can only be loaded while we still

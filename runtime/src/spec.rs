@@ -15,22 +15,52 @@ use crate::mounts;
 /// Reads `<bundle>/config.json`. Syntax errors carry line and column, type
 /// errors the JSON path of the offending field.
 pub fn load(bundle: &Path) -> Result<Spec> {
+    load_ext(bundle).map(|(s, _)| s)
+}
+
+/// What config.json can say that oci-spec's types cannot hold.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct Extras {
+    /// linux.seccomp.flags has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+    /// (runtime-spec 1.2), which oci-spec 0.8's flag enum lacks.
+    pub seccomp_wait_killable_recv: bool,
+}
+
+pub fn load_ext(bundle: &Path) -> Result<(Spec, Extras)> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    parse(&data).map_err(|msg| Error::Config(format!("{}: {msg}", path.display())))
+    parse_ext(&data).map_err(|msg| Error::Config(format!("{}: {msg}", path.display())))
 }
 
 pub fn parse(data: &[u8]) -> std::result::Result<Spec, String> {
-    let de = &mut serde_json::Deserializer::from_slice(data);
-    serde_path_to_error::deserialize::<_, Spec>(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        if field.is_empty() || field == "." {
-            format!("invalid JSON: {inner}")
-        } else {
-            format!("invalid field {field}: {inner}")
-        }
-    })
+    parse_ext(data).map(|(s, _)| s)
+}
+
+const WAIT_KILLABLE: &str = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV";
+
+pub fn parse_ext(data: &[u8]) -> std::result::Result<(Spec, Extras), String> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| format!("invalid JSON: {e}"))?;
+    let mut extras = Extras::default();
+    if let Some(flags) = v
+        .pointer_mut("/linux/seccomp/flags")
+        .and_then(|f| f.as_array_mut())
+    {
+        let before = flags.len();
+        flags.retain(|f| f != WAIT_KILLABLE);
+        extras.seccomp_wait_killable_recv = flags.len() != before;
+    }
+    serde_path_to_error::deserialize::<_, Spec>(v)
+        .map(|s| (s, extras))
+        .map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            if field.is_empty() || field == "." {
+                format!("invalid JSON: {inner}")
+            } else {
+                format!("invalid field {field}: {inner}")
+            }
+        })
 }
 
 /// The ociVersion range berth implements: every 1.x release of the runtime
@@ -206,12 +236,23 @@ pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         }
     }
     if let Some(s) = linux.seccomp() {
-        berth_seccomp::compile(s)?;
+        compile_seccomp(s, Extras::default())?;
     }
     if let Some(hooks) = spec.hooks() {
         crate::hooks::validate(hooks)?;
     }
     Ok(rootfs)
+}
+
+pub fn compile_seccomp(
+    s: &oci_spec::runtime::LinuxSeccomp,
+    extras: Extras,
+) -> Result<berth_seccomp::Filter> {
+    let opts = berth_seccomp::CompileOptions {
+        wait_killable_recv: extras.seccomp_wait_killable_recv,
+        ..Default::default()
+    };
+    Ok(berth_seccomp::compile_with(s, &opts)?)
 }
 
 pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
@@ -306,6 +347,21 @@ mod tests {
         let e = parse(br#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"bogus"}]}}"#)
             .unwrap_err();
         assert!(e.contains("linux.namespaces[0].type"), "{e}");
+    }
+
+    #[test]
+    fn wait_killable_recv_flag_reaches_the_filter() {
+        let (spec, extras) = parse_ext(
+            br#"{"ociVersion":"1.2.0","linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW",
+                "flags":["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV","SECCOMP_FILTER_FLAG_LOG"],
+                "listenerPath":"/x","syscalls":[{"names":["getppid"],"action":"SCMP_ACT_NOTIFY"}]}}}"#,
+        )
+        .unwrap();
+        assert!(extras.seccomp_wait_killable_recv);
+        let s = spec.linux().as_ref().unwrap().seccomp().as_ref().unwrap();
+        let f = compile_seccomp(s, extras).unwrap();
+        // SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is 1 << 5.
+        assert_ne!(f.flags() & (1 << 5), 0);
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Saved {
     pub owner_uid: u32,
     pub cgroup: Option<berth_cgroups::Manager>,
     pub config: Spec,
+    #[serde(default)]
+    pub extras: crate::spec::Extras,
 }
 
 /// runc's `state` output.

@@ -115,6 +115,8 @@ fn notify_reaches_the_agent_and_its_answer_is_what_the_program_sees() {
         "defaultAction": "SCMP_ACT_ALLOW",
         "listenerPath": sock,
         "listenerMetadata": "test-metadata",
+        // runtime-spec 1.2's flag, which berth carries past oci-spec's enum.
+        "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
         "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_NOTIFY"}]
     });
     let agent = std::thread::spawn(move || {
