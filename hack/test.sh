@@ -10,6 +10,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The integration tests run the berth binary, so build it first.
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast -- --test-threads 2
+# Real clients: containerd 1.7 and 2.1 (from Debian's newer suites) driving
+# berth through their stock runc shim, each scenario also run with runc.
+if [ "${BERTH_SKIP_CLIENTS:-0}" != 1 ]; then
+  tests/clients/containerd.sh
+fi
 if [ "${BERTH_SKIP_V2_GUEST:-0}" != 1 ]; then
   hack/cgroupv2-guest.sh
 fi
