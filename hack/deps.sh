@@ -3,7 +3,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in busybox-static jq qemu-system-x86 xz-utils runc; do
+for p in busybox-static jq qemu-system-x86 xz-utils runc podman conmon; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -14,6 +14,7 @@ cargo test --workspace --no-fail-fast -- --test-threads 2
 # berth through their stock runc shim, each scenario also run with runc.
 if [ "${BERTH_SKIP_CLIENTS:-0}" != 1 ]; then
   tests/clients/containerd.sh
+  tests/clients/podman.sh
 fi
 if [ "${BERTH_SKIP_V2_GUEST:-0}" != 1 ]; then
   hack/cgroupv2-guest.sh
