@@ -62,13 +62,15 @@ scenarios() { # runtime-binary
   local RUN=(ctr -a "$SOCK" -n berth-test run --runc-binary "$rt")
   r=$("${RUN[@]}" --rm "$I" c-echo echo hello 2>&1); check "run --rm output" "hello" "$r"
   "${RUN[@]}" --rm "$I" c-exit sh -c 'exit 3' >/dev/null 2>&1; check "run --rm exit code" 3 $?
+  r=$(script -qec "${RUN[*]} -t --rm $I c-tty sh -c 'test -t 0 && echo tty'" /dev/null 2>&1 | tr -d '\r' | grep -o 'tty$' | head -1)
+  check "run -t" "tty" "$r"
   "${RUN[@]}" -d "$I" c-bg sh -c 'trap "exit 0" TERM; while :; do sleep 0.1; done' >/dev/null 2>&1
   check "detached run" 0 $?
   sleep 0.3
   r=$($CTR task exec --exec-id e1 c-bg sh -c 'echo exec-out; exit 4' 2>&1); local rc=$?
   check "task exec output" "exec-out" "$r"; check "task exec exit code" 4 $rc
   # script(1) gives ctr the terminal it needs; keep only the program's line.
-  r=$(script -qec "$CTR task exec -t --exec-id e2 c-bg sh -c 'test -t 0 && echo tty'" /dev/null 2>&1 | tr -d '\r\000' | grep -x tty)
+  r=$(script -qec "$CTR task exec -t --exec-id e2 c-bg sh -c 'test -t 0 && echo tty'" /dev/null 2>&1 | tr -d '\r' | grep -o 'tty$' | head -1)
   check "task exec --tty" "tty" "$r"
   r=$($CTR task ps c-bg 2>&1 | awk 'NR>1 {n++} END {print n+0}'); [ "$r" -ge 1 ] && ok "$LABEL task ps" || bad "$LABEL task ps: $r"
   $CTR task pause c-bg >/dev/null 2>&1
