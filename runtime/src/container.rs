@@ -65,8 +65,24 @@ struct Undo<'a> {
     id: String,
     dir_made: bool,
     cgroup: Option<berth_cgroups::Manager>,
-    pids: Vec<i32>,
+    /// pidfds, not pids: a process that was already reaped must never be
+    /// confused with whatever reuses its pid.
+    procs: Vec<(i32, OwnedFd)>,
     armed: bool,
+}
+
+impl Undo<'_> {
+    fn track(&mut self, pid: i32) {
+        if let Ok(fd) = sys::pidfd_open(pid) {
+            self.procs.push((pid, fd));
+        }
+    }
+
+    /// Reaps our child `pid` and forgets it.
+    fn reaped(&mut self, pid: i32) {
+        reap(pid);
+        self.procs.retain(|(p, _)| *p != pid);
+    }
 }
 
 impl Drop for Undo<'_> {
@@ -74,14 +90,13 @@ impl Drop for Undo<'_> {
         if !self.armed {
             return;
         }
-        for &pid in &self.pids {
-            if let Ok(fd) = sys::pidfd_open(pid) {
-                let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        for (pid, fd) in &self.procs {
+            if sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL).is_ok() {
                 let _ = sys::pidfd_wait_exit(fd.as_fd(), 5000);
+                // Ours to reap when it is our child (CLONE_PARENT).
+                // SAFETY: plain syscall.
+                unsafe { libc::waitpid(*pid, std::ptr::null_mut(), libc::WNOHANG) };
             }
-            // Ours to reap when it is our child; harmless otherwise.
-            // SAFETY: plain syscall.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
         }
         if let Some(cg) = &self.cgroup {
             let _ = cg.destroy();
@@ -124,7 +139,11 @@ impl Runtime {
             env.push("LISTEN_PID=1".into());
             process.set_env(Some(env));
         }
-        let pass_fds = o.listen_fds + o.preserve_fds;
+        let pass_fds = o
+            .listen_fds
+            .checked_add(o.preserve_fds)
+            .filter(|n| *n < 65536)
+            .ok_or_else(|| Error::Config("--preserve-fds: too many fds".into()))?;
         let terminal = process.terminal() == Some(true);
         if terminal && o.console_socket.is_none() && console_override.is_none() {
             return Err(Error::Config(
@@ -156,7 +175,7 @@ impl Runtime {
             id: o.id.clone(),
             dir_made: true,
             cgroup: None,
-            pids: Vec::new(),
+            procs: Vec::new(),
             armed: true,
         };
         cgroup.create()?;
@@ -198,7 +217,7 @@ impl Runtime {
             console.as_ref().map(|c| c.as_fd()),
             pass_fds,
             |pid| {
-                undo.pids.push(pid);
+                undo.track(pid);
                 cgroup.add_process(pid)?;
                 cgroup.apply(&resources)?;
                 Ok(())
@@ -216,10 +235,13 @@ impl Runtime {
                 }
                 Msg::Pid { pid } => {
                     init_pid = pid;
-                    undo.pids.insert(0, pid);
                     if pid != child {
-                        reap(child);
+                        undo.track(pid);
+                        undo.reaped(child);
                     }
+                    // The init holds still until its pid is known here, so
+                    // its later messages cannot overtake this one.
+                    ch.send(&Msg::Continue)?;
                 }
                 Msg::RunHooks => {
                     let st = hook_state(&o.id, Status::Creating, Some(init_pid), &bundle, &spec);
@@ -475,7 +497,7 @@ impl Runtime {
         let saved = self.store.load(&o.id)?;
         let status = self.store.status(&saved);
         match status {
-            Status::Running => {}
+            Status::Running | Status::Created => {}
             Status::Paused if o.ignore_paused => {}
             s => {
                 return Err(Error::State(format!(
@@ -552,15 +574,20 @@ impl Runtime {
         };
         // SAFETY: prctl with integer args.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        if !o.detach {
+            block_forwarded_signals();
+        }
         let cg = saved.cgroup.clone();
-        let mut pids = Vec::new();
+        let mut procs: Vec<(i32, OwnedFd)> = Vec::new();
         let (mut ch, child) = spawn_init(
             boot,
             None,
             console.as_ref().map(|c| c.as_fd()),
             o.preserve_fds,
             |pid| {
-                pids.push(pid);
+                if let Ok(fd) = sys::pidfd_open(pid) {
+                    procs.push((pid, fd));
+                }
                 if let Some(cg) = &cg {
                     cg.add_process(pid)?;
                 }
@@ -575,8 +602,13 @@ impl Runtime {
                     Msg::Pid { pid: p } => {
                         pid = p;
                         if p != child {
+                            if let Ok(fd) = sys::pidfd_open(p) {
+                                procs.push((p, fd));
+                            }
                             reap(child);
+                            procs.retain(|(q, _)| *q != child);
                         }
+                        ch.send(&Msg::Continue)?;
                     }
                     Msg::SeccompListener => {
                         let (_, fd) = sys::recv_fd(ch.socket().as_fd(), 1)
@@ -595,10 +627,11 @@ impl Runtime {
             }
         })();
         if let Err(e) = result {
-            for p in [pid, child] {
-                let _ = sys::kill(p, libc::SIGKILL);
-                // SAFETY: reaping our own children.
-                unsafe { libc::waitpid(p, std::ptr::null_mut(), 0) };
+            for (p, fd) in &procs {
+                if sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL).is_ok() {
+                    // SAFETY: reaping our own child.
+                    unsafe { libc::waitpid(*p, std::ptr::null_mut(), 0) };
+                }
             }
             return Err(e);
         }
@@ -623,6 +656,11 @@ impl Runtime {
 
     /// `run`: create, start, wait, delete. Returns the exit status to exit with.
     pub fn run(&self, o: &CreateOptions, detach: bool) -> Result<i32> {
+        self.run_keep(o, detach, false)
+    }
+
+    /// `run`, keeping the stopped container (runc's `--keep`) when asked.
+    pub fn run_keep(&self, o: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
         let bundle_spec =
             spec::load(&std::fs::canonicalize(&o.bundle).unwrap_or(o.bundle.clone())).ok();
         let terminal = bundle_spec
@@ -645,6 +683,9 @@ impl Runtime {
         };
         // SAFETY: prctl with integer args.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        if !detach {
+            block_forwarded_signals();
+        }
         let created = self.create_inner(o, override_sock)?;
         let tty = match console_pair {
             Some(sock) => {
@@ -663,7 +704,9 @@ impl Runtime {
         }
         let code = wait_forwarding_signals(created.pid);
         drop(tty);
-        self.delete(&o.id, true)?;
+        if !keep {
+            self.delete(&o.id, true)?;
+        }
         Ok(code)
     }
 }
@@ -873,37 +916,58 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     };
     let dir = abs.parent().unwrap_or(Path::new("/"));
     let tmp = dir.join(format!(
-        ".{}.tmp",
-        abs.file_name().unwrap_or_default().to_string_lossy()
+        ".{}.{}.tmp",
+        abs.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
     ));
-    std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::io(&tmp, e))?;
+    // O_EXCL|O_NOFOLLOW: a symlink planted at the temporary name must not
+    // redirect a write made as root.
+    let _ = std::fs::remove_file(&tmp);
+    let fd = sys::open(
+        &tmp,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+        0o644,
+    )
+    .map_err(|e| Error::io(&tmp, e))?;
+    sys::write_all_fd(fd.as_fd(), pid.to_string().as_bytes()).map_err(|e| Error::io(&tmp, e))?;
+    drop(fd);
     std::fs::rename(&tmp, &abs).map_err(|e| Error::io(&abs, e))
 }
 
-/// Forwards signals sent to berth to the container's process until it
-/// exits; returns its exit status (128+N when killed by signal N).
-fn wait_forwarding_signals(pid: i32) -> i32 {
-    let forward = [
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGWINCH,
-        libc::SIGCONT,
-        libc::SIGALRM,
-    ];
+const FORWARD: [i32; 9] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+    libc::SIGALRM,
+];
+
+/// Blocks the signals `run`/`exec` forward (and SIGCHLD) in this thread,
+/// before any other thread exists, so every later thread inherits the
+/// mask and only `sigwaitinfo` ever takes them. The init resets its own
+/// mask, so the container is unaffected.
+fn block_forwarded_signals() -> libc::sigset_t {
     // SAFETY: building and installing a signal mask for this thread.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
-        for s in forward {
+        for s in FORWARD {
             libc::sigaddset(&mut set, s);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
+    set
+}
+
+/// Forwards signals sent to berth to the container's process until it
+/// exits; returns its exit status (128+N when killed by signal N).
+fn wait_forwarding_signals(pid: i32) -> i32 {
+    let set = block_forwarded_signals();
     loop {
         let mut status = 0;
         // SAFETY: waitpid on our child (CLONE_PARENT made it ours).

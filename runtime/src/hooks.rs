@@ -116,12 +116,29 @@ fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    if let Some(mut stdin) = child.stdin.take() {
+    // Both pipes are served from threads so that a hook that neither reads
+    // its stdin nor stops writing to stderr cannot block us past the timeout.
+    let input = child.stdin.take().map(|mut stdin| {
+        let data = state_json.to_vec();
         // A hook that does not read its stdin is not an error.
-        let _ = stdin.write_all(state_json);
-    }
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        })
+    });
+    let errors = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            let _ = (&mut e).take(64 * 1024).read_to_end(&mut buf);
+            // Keep draining so the hook never blocks on a full pipe.
+            let _ = std::io::copy(&mut e, &mut std::io::sink());
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    });
     let pidfd = crate::sys::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
-    let timeout_ms = h.timeout().map_or(-1, |t| t.saturating_mul(1000) as i32);
+    let timeout_ms = h
+        .timeout()
+        .map_or(-1, |t| t.saturating_mul(1000).min(i32::MAX as i64) as i32);
     use std::os::fd::AsFd;
     if !crate::sys::pidfd_wait_exit(pidfd.as_fd(), timeout_ms).map_err(|e| e.to_string())? {
         let _ = child.kill();
@@ -129,13 +146,12 @@ fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
         return Err(format!("timed out after {}s", h.timeout().unwrap_or(0)));
     }
     let status = child.wait().map_err(|e| e.to_string())?;
+    if let Some(t) = input {
+        let _ = t.join();
+    }
+    let stderr = errors.and_then(|t| t.join().ok()).unwrap_or_default();
     if status.success() {
         return Ok(());
-    }
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut stderr);
     }
     let how = match (status.code(), status.signal()) {
         (Some(c), _) => format!("exited with status {c}"),

@@ -88,7 +88,20 @@ pub fn main() -> ! {
 
 enum Never {}
 
+/// Unblocks every signal and restores SIGPIPE's default: the Rust runtime
+/// ignores SIGPIPE, and an ignored signal stays ignored across execve.
+fn reset_signals() {
+    // SAFETY: sigset manipulation and sigprocmask/signal on our own process.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
+    reset_signals();
     // Nothing in the container may ptrace us or open our /proc files while
     // we set it up; execve of the user program resets this.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "PR_SET_DUMPABLE".into())?;
@@ -103,6 +116,9 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
             pid: std::process::id() as i32,
         })?;
     }
+    // Hold still until the parent has our pid: otherwise our next messages
+    // could reach it before the intermediate's report of that pid.
+    expect_continue(ch, "the parent to take our pid")?;
 
     let in_userns = b.new.contains(&LinuxNamespaceType::User)
         || b.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
@@ -308,7 +324,14 @@ fn namespaces(ch: &mut Channel, b: &Bootstrap) -> Result<bool> {
         }
         Ok(())
     };
+    // Every namespace given by path is joined before a new user namespace
+    // is made: once inside it we no longer hold capabilities over
+    // namespaces the host owns (a CNI-made netns, say). The mount namespace
+    // comes last, after everything that still needs the host's /proc.
     join(&joins, &|t| t == LinuxNamespaceType::User)?;
+    join(&joins, &|t| {
+        t != LinuxNamespaceType::User && t != LinuxNamespaceType::Mount
+    })?;
     if b.new.contains(&LinuxNamespaceType::User) {
         sys::unshare(libc::CLONE_NEWUSER).ctx(|| "creating the user namespace".into())?;
         ch.send(&Msg::UsernsReady)?;
@@ -328,9 +351,6 @@ fn namespaces(ch: &mut Channel, b: &Bootstrap) -> Result<bool> {
             }
         }
     }
-    join(&joins, &|t| {
-        t != LinuxNamespaceType::User && t != LinuxNamespaceType::Mount
-    })?;
     let flags = b
         .new
         .iter()
@@ -548,6 +568,7 @@ fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = cenv.iter().map(|c| c.as_ptr()).collect();
     envp.push(std::ptr::null());
+    reset_signals();
     // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
     // that outlive the call.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };

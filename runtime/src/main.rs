@@ -261,7 +261,6 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         // Socket activation: only when the fds are really meant for us.
         listen_fds: match (std::env::var("LISTEN_FDS"), std::env::var("LISTEN_PID")) {
             (Ok(n), Ok(pid)) if pid == std::process::id().to_string() => n.parse().unwrap_or(0),
-            (Ok(n), Err(_)) => n.parse().unwrap_or(0),
             _ => 0,
         },
         no_pivot: a.no_pivot,
@@ -290,8 +289,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             detach,
             keep,
         } => {
-            let _ = keep;
-            let code = rt.run(&create_options(&create), detach)?;
+            let code = rt.run_keep(&create_options(&create), detach, keep)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Cmd::State { container_id } => {

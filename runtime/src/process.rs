@@ -1,7 +1,6 @@
 //! The last steps before the user program runs: rlimits, identity,
 //! capabilities, the working directory and the executable lookup.
 
-use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -206,7 +205,13 @@ pub fn environment(p: &Process) -> Vec<String> {
 }
 
 fn home_of(uid: u32) -> Option<String> {
-    let pw = std::fs::read_to_string("/etc/passwd").ok()?;
+    // The container's file: only a regular one is read (a fifo would hang us).
+    let f = std::fs::File::open("/etc/passwd").ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut pw = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(f, 1 << 20), &mut pw).ok()?;
     pw.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() > 5 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
@@ -277,9 +282,4 @@ pub fn enter_cwd(cwd: &Path) -> Result<()> {
             cwd.display()
         ))),
     }
-}
-
-pub fn unique_gids(g: &[u32]) -> Vec<u32> {
-    let mut seen = HashSet::new();
-    g.iter().copied().filter(|x| seen.insert(*x)).collect()
 }

@@ -39,10 +39,10 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<Rootfs> {
     // Without this, every mount below would propagate back to the host.
     sys::mount(None, Path::new("/"), None, prop, None)
         .ctx(|| "setting the propagation of / in the container's mount namespace".into())?;
-    if prop & libc::MS_SHARED != 0 {
-        // pivot_root refuses a shared parent mount.
-        make_parent_private(rootfs)?;
-    }
+    // pivot_root refuses a shared parent mount, and a shared one would
+    // carry the container's mounts back to the host: make it private
+    // whatever propagation was asked for (runc does the same).
+    make_parent_private(rootfs)?;
     sys::mount(
         Some(rootfs),
         rootfs,
@@ -82,21 +82,24 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
 }
 
 fn unescape(s: &str) -> String {
-    let mut out = String::new();
+    let mut out: Vec<u8> = Vec::new();
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 3 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v as char);
+            if let Some(v) = s
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
+                out.push(v);
                 i += 4;
                 continue;
             }
         }
-        out.push(b[i] as char);
+        out.push(b[i]);
         i += 1;
     }
-    out
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Rootfs {
@@ -395,6 +398,10 @@ impl Rootfs {
             sys::symlinkat(Path::new("pts/ptmx"), devdir.as_fd(), Path::new("ptmx"))
                 .ctx(|| "creating /dev/ptmx".into())?;
         }
+        if dev_bound {
+            // The host's /dev: never create or re-own nodes there.
+            return Ok(());
+        }
         let linux = spec.linux().as_ref();
         for (i, d) in linux
             .and_then(|l| l.devices().as_ref())
@@ -504,18 +511,8 @@ impl Rootfs {
                     | libc::AT_RECURSIVE as u32,
             )
             .ctx(|| format!("cloning {p}"))?;
-            sys::mount_setattr(
-                tree.as_fd(),
-                true,
-                libc::MOUNT_ATTR_RDONLY
-                    | libc::MOUNT_ATTR_NOSUID
-                    | libc::MOUNT_ATTR_NODEV
-                    | libc::MOUNT_ATTR_NOEXEC,
-                0,
-                0,
-            )
-            .or_else(|_| sys::mount_setattr(tree.as_fd(), true, libc::MOUNT_ATTR_RDONLY, 0, 0))
-            .ctx(|| format!("making {p} read-only"))?;
+            sys::mount_setattr(tree.as_fd(), true, libc::MOUNT_ATTR_RDONLY, 0, 0)
+                .ctx(|| format!("making {p} read-only"))?;
             sys::move_mount_fd(tree.as_fd(), target.as_fd())
                 .ctx(|| format!("remounting {p} read-only"))?;
         }

@@ -132,6 +132,15 @@ pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .linux()
         .as_ref()
         .ok_or_else(|| Error::Config("linux: missing".into()))?;
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(Error::Config(
+            "linux.mountLabel: berth has no SELinux support; refusing to run unlabelled".into(),
+        ));
+    }
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {
@@ -256,6 +265,25 @@ pub fn compile_seccomp(
 }
 
 pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
+    if process
+        .apparmor_profile()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(Error::Config(
+            "process.apparmorProfile: berth has no AppArmor support; refusing to run unconfined"
+                .into(),
+        ));
+    }
+    if process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(Error::Config(
+            "process.selinuxLabel: berth has no SELinux support; refusing to run unlabelled".into(),
+        ));
+    }
     let args = process.args().as_ref().filter(|a| !a.is_empty());
     match args {
         None => return Err(Error::Config("process.args: must not be empty".into())),
@@ -321,13 +349,38 @@ fn validate_sysctl(spec: &Spec, key: &str) -> Result<()> {
         None
     };
     match need {
-        Some(t) if has_namespace(spec, t) => Ok(()),
+        Some(t) if has_namespace(spec, t) && !joins_host_namespace(spec, t) => Ok(()),
+        Some(t) if has_namespace(spec, t) => Err(Error::Config(format!(
+            "linux.sysctl.{key}: the {t} namespace joined by path is the host's; setting it would change the host"
+        ))),
         Some(t) => Err(Error::Config(format!(
             "linux.sysctl.{key}: needs a {t} namespace in linux.namespaces"
         ))),
         None => Err(Error::Config(format!(
             "linux.sysctl.{key}: not a namespaced sysctl; setting it would change the host"
         ))),
+    }
+}
+
+/// Is the namespace of type `t` joined by a path that is in fact the host's
+/// (the one berth itself runs in)? runc's isHostNetNS, for every type.
+fn joins_host_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(path) = namespace(spec, t).and_then(|n| n.path().as_ref()) else {
+        return false;
+    };
+    let name = match t {
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::Uts => "uts",
+        _ => return false,
+    };
+    match (
+        std::fs::metadata(path),
+        std::fs::metadata(format!("/proc/self/ns/{name}")),
+    ) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
     }
 }
 

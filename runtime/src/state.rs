@@ -146,9 +146,11 @@ impl Store {
     /// Makes a new container's directory, refusing an ID in use, and locks it.
     pub fn create(&self, id: &str) -> Result<Lock> {
         validate_id(id)?;
+        // 0700 like runc: state.json holds the whole config, secrets in
+        // process.env included.
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o711)
+            .mode(0o700)
             .create(&self.root)
             .map_err(|e| Error::io(&self.root, e))?;
         let dir = self.dir(id);
@@ -173,18 +175,28 @@ impl Store {
             _ => Error::io(&dir, e),
         })?;
         flock(&f)?;
-        // It may have been deleted while we waited.
-        if !dir.join(STATE_FILE).exists() && !dir.exists() {
-            return Err(Error::NotFound(id.to_string()));
+        // It may have been deleted (and even made anew) while we waited:
+        // the lock must be on the directory that is there now.
+        let held = f.metadata().map_err(|e| Error::io(&dir, e))?;
+        match std::fs::metadata(&dir) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => Ok(Lock { _file: f }),
+            _ => Err(Error::NotFound(id.to_string())),
         }
-        Ok(Lock { _file: f })
     }
 
     pub fn save(&self, s: &Saved) -> Result<()> {
         let dir = self.dir(&s.id);
         let tmp = dir.join(".state.json.tmp");
         let data = serde_json::to_vec(s).expect("state serialises");
-        std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, e))?;
+        let _ = std::fs::remove_file(&tmp);
+        let fd = sys::open(
+            &tmp,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+            0o600,
+        )
+        .map_err(|e| Error::io(&tmp, e))?;
+        sys::write_all_fd(std::os::fd::AsFd::as_fd(&fd), &data).map_err(|e| Error::io(&tmp, e))?;
+        drop(fd);
         std::fs::rename(&tmp, dir.join(STATE_FILE)).map_err(|e| Error::io(&dir, e))
     }
 

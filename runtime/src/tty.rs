@@ -10,6 +10,7 @@ use crate::error::Result;
 
 pub struct Proxy {
     saved: Option<libc::termios>,
+    output: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Proxy {
@@ -23,7 +24,7 @@ impl Proxy {
         // SAFETY: `raw` came from into_raw_fd; we make two owners by dup'ing.
         let out = unsafe { File::from_raw_fd(raw) };
         let input = out.try_clone().ok();
-        std::thread::spawn(move || {
+        let output = std::thread::spawn(move || {
             let mut out = out;
             let mut stdout = std::io::stdout();
             let mut buf = [0u8; 8192];
@@ -46,12 +47,20 @@ impl Proxy {
                 }
             });
         }
-        Ok(Proxy { saved })
+        Ok(Proxy {
+            saved,
+            output: Some(output),
+        })
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        // The relay ends when the container's side of the pty is closed;
+        // waiting for it keeps the program's last output.
+        if let Some(h) = self.output.take() {
+            let _ = h.join();
+        }
         if let Some(t) = &self.saved {
             // SAFETY: restoring the attributes read from the same fd.
             unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };

@@ -161,3 +161,26 @@ fn systemd_cgroup_is_refused_without_systemd() {
     assert!(stderr(&out).contains("systemd"), "{}", stderr(&out));
     assert_nothing_left(&b, &id);
 }
+
+#[test]
+fn host_namespaces_and_missing_lsm_support_are_refused() {
+    let mut b = Bundle::new("hostnet");
+    for n in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "network" {
+            n["path"] = json!(format!("/proc/{}/ns/net", std::process::id()));
+        }
+    }
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    create_fails(
+        &mut b,
+        "sysctl",
+        &["linux.sysctl.net.ipv4.ip_forward", "host"],
+    );
+
+    let mut b = Bundle::new("apparmor");
+    b.config["process"]["apparmorProfile"] = json!("docker-default");
+    create_fails(&mut b, "aa", &["process.apparmorProfile"]);
+    let mut b = Bundle::new("selinux");
+    b.config["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+    create_fails(&mut b, "se", &["linux.mountLabel"]);
+}

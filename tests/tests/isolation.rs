@@ -414,9 +414,15 @@ fn socket_activation_fds_pass_with_listen_env() {
     let f = std::fs::File::open("/etc/hostname").unwrap();
     use std::os::fd::AsRawFd;
     let raw = f.as_raw_fd();
-    let mut cmd = b.berth();
-    cmd.env("LISTEN_FDS", "1").env_remove("LISTEN_PID");
-    cmd.args(["run", "--bundle"]).arg(&b.dir).arg(&id);
+    // LISTEN_PID must name berth itself: set it from a shell that execs berth.
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""])
+        .arg(berth_bin())
+        .arg("--root")
+        .arg(&b.root)
+        .args(["run", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id);
     // SAFETY: fcntl/dup2 in the child before exec.
     unsafe {
         use std::os::unix::process::CommandExt;

@@ -201,3 +201,60 @@ fn file_bind_mount_lands_on_the_resolved_file() {
     assert_eq!(out, "payload");
     assert!(b.rootfs().join("etc/sub/target").exists());
 }
+
+/// The Rust runtime ignores SIGPIPE; an ignored signal survives execve, so
+/// berth must restore it (and an empty signal mask) for the program.
+#[test]
+fn program_starts_with_default_signal_dispositions() {
+    let mut b = Bundle::new("sigpipe");
+    // cat, not the probe: a Rust program ignores SIGPIPE itself at start-up.
+    b.args(&["/bin/cat", "/proc/self/status"]);
+    let (code, out, err) = b.run("s");
+    assert_eq!(code, 0, "{err}");
+    let field = |name: &str| {
+        let l = out.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(l[name.len()..].trim(), 16).unwrap()
+    };
+    let sigpipe = 1u64 << (13 - 1);
+    assert_eq!(
+        field("SigIgn:") & sigpipe,
+        0,
+        "SIGPIPE ignored in the container"
+    );
+    assert_eq!(field("SigBlk:"), 0, "signals blocked in the container");
+}
+
+/// With the host's /dev bound in, linux.devices must not create or re-own
+/// nodes in it.
+#[test]
+fn devices_are_not_made_in_a_bound_host_dev() {
+    let mut b = Bundle::new("devbind");
+    let node = format!("berth-test-node-{}", std::process::id());
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]}),
+    );
+    b.config["linux"]["devices"] =
+        json!([{"path": format!("/dev/{node}"), "type": "c", "major": 1, "minor": 3}]);
+    let (code, _, err) = b.run("d");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !std::path::Path::new("/dev").join(&node).exists(),
+        "device node created on the host"
+    );
+}
+
+#[test]
+fn state_is_private_to_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bundle::new("perm");
+    b.args(&["/probe", "sleep", "30"]);
+    let (id, out) = b.create("p");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&b.root), 0o700);
+    assert_eq!(mode(&b.root.join(&id).join("state.json")), 0o600);
+}
