@@ -136,6 +136,9 @@ fn pause_stops_and_resume_restarts_a_counting_process() {
     assert_eq!(read(), a, "counter advanced while paused");
     let out = b.cmd(&["pause", &id]);
     assert_eq!(out.status.code(), Some(1), "pausing twice must fail");
+    let out = b.cmd(&["exec", &id, "/probe", "echo", "x"]);
+    assert_eq!(out.status.code(), Some(1), "exec into a paused container must fail");
+    assert!(stderr(&out).contains("paused"), "{}", stderr(&out));
     assert!(b.cmd(&["resume", &id]).status.success());
     assert_eq!(b.status(&id), "running");
     assert!(wait_until(|| read() > a + 3), "counter did not resume");
