@@ -126,6 +126,7 @@ impl Runtime {
         o: &CreateOptions,
         console_override: Option<UnixStream>,
     ) -> Result<Created> {
+        let mut phases = Phases::new("create");
         state::validate_id(&o.id)?;
         let bundle = std::fs::canonicalize(&o.bundle)
             .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
@@ -169,6 +170,7 @@ impl Runtime {
             _ => None,
         };
 
+        phases.mark("validate");
         let lock = self.store.create(&o.id)?;
         let mut undo = Undo {
             store: &self.store,
@@ -180,6 +182,7 @@ impl Runtime {
         };
         cgroup.create()?;
         undo.cgroup = Some(cgroup.clone());
+        phases.mark("state-dir+cgroup");
 
         let dir = self.store.dir(&o.id);
         let fifo_path = dir.join(state::EXEC_FIFO);
@@ -225,6 +228,7 @@ impl Runtime {
         )?;
         drop(fifo);
         drop(console);
+        phases.mark("spawn-init");
 
         let mut init_pid = child;
         loop {
@@ -265,7 +269,10 @@ impl Runtime {
                         fd.ok_or_else(|| Error::Init("no seccomp listener fd received".into()))?;
                     send_seccomp_listener(&spec, &o.id, init_pid, &bundle, fd.as_fd())?;
                 }
-                Msg::Ready => break,
+                Msg::Ready => {
+                    phases.mark("init-setup");
+                    break;
+                }
                 other => {
                     return Err(Error::Init(format!(
                         "unexpected message from init: {other:?}"
@@ -291,8 +298,10 @@ impl Runtime {
         if let Some(p) = &o.pid_file {
             write_pid_file(p, init_pid)?;
         }
+        phases.mark("save-state");
         undo.armed = false;
         drop(lock);
+        phases.report();
         Ok(Created { pid: init_pid })
     }
 
@@ -711,6 +720,41 @@ impl Runtime {
     }
 }
 
+/// Where the time of a command goes, logged at debug level (`--debug`):
+/// the per-phase breakdown the benchmarks report.
+struct Phases {
+    what: &'static str,
+    last: std::time::Instant,
+    marks: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn new(what: &'static str) -> Self {
+        Phases {
+            what,
+            last: std::time::Instant::now(),
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.marks.push((phase, now - self.last));
+        self.last = now;
+    }
+
+    fn report(&self) {
+        if crate::logging::debug_enabled() {
+            let parts: Vec<String> = self
+                .marks
+                .iter()
+                .map(|(p, d)| format!("{p}={:.3}ms", d.as_secs_f64() * 1000.0))
+                .collect();
+            crate::logging::debug(&format!("{} phases: {}", self.what, parts.join(" ")));
+        }
+    }
+}
+
 /// Starts `berth init` from the sealed memfd with the channel, the fifo and
 /// the console socket inherited at numbers above the preserved fds.
 /// `placed` runs once the child exists and before it is told anything: the
@@ -723,7 +767,12 @@ pub(crate) fn spawn_init(
     placed: impl FnOnce(i32) -> Result<()>,
 ) -> Result<(Channel, i32)> {
     let mut boot = boot;
+    let t = std::time::Instant::now();
     let exe = selfexe::sealed_copy()?;
+    crate::logging::debug(&format!(
+        "sealed memfd copy of berth: {:.3}ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    ));
     let (mut ch, theirs) = Channel::pair()?;
     let min = 3 + preserve_fds as RawFd;
     let sock = sys::dup_at_least(theirs.as_fd(), min).ctx(|| "dup".into())?;

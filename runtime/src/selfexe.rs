@@ -15,7 +15,7 @@
 //! a container (start, state, kill, delete) skip it entirely.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use crate::error::{Context, Result};
 use crate::sys;
@@ -28,13 +28,38 @@ pub fn sealed_copy() -> Result<OwnedFd> {
     let memfd = sys::memfd_create(c"berth", base | libc::MFD_EXEC)
         .or_else(|_| sys::memfd_create(c"berth", base))
         .ctx(|| "memfd_create".into())?;
-    let mut src = exe;
-    // SAFETY: we wrap our own fd in a File only for io::copy and release it
-    // again with into_raw_fd, so ownership stays with `memfd`.
-    let mut dst = unsafe { File::from_raw_fd(memfd.as_raw_fd()) };
-    let r = std::io::copy(&mut src, &mut dst);
-    let _ = std::os::fd::IntoRawFd::into_raw_fd(dst);
-    r.ctx(|| "copying berth into a memfd".into())?;
+    // One in-kernel sendfile of the whole file into a memfd already sized
+    // for it: far fewer syscalls and page faults than a buffered copy.
+    let size = exe.metadata().ctx(|| "stat /proc/self/exe".into())?.len();
+    // SAFETY: ftruncate on our own fd.
+    if unsafe { libc::ftruncate(memfd.as_raw_fd(), size as libc::off_t) } != 0 {
+        return Err(crate::error::Error::sys(
+            "sizing the berth memfd",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut off: libc::off_t = 0;
+    while (off as u64) < size {
+        // SAFETY: both fds are valid; `off` is updated by the kernel.
+        let n = unsafe {
+            libc::sendfile(
+                memfd.as_raw_fd(),
+                exe.as_raw_fd(),
+                &mut off,
+                (size - off as u64) as usize,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(crate::error::Error::sys("copying berth into a memfd", e));
+        }
+        if n == 0 {
+            break;
+        }
+    }
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: fcntl on an fd we own.
     let r = unsafe { libc::fcntl(memfd.as_fd().as_raw_fd(), libc::F_ADD_SEALS, seals) };
