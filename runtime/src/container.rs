@@ -263,11 +263,7 @@ impl Runtime {
                     })?;
                 }
                 Msg::SeccompListener => {
-                    let (_, fd) = sys::recv_fd(ch.socket().as_fd(), 1)
-                        .ctx(|| "receiving the seccomp listener".into())?;
-                    let fd =
-                        fd.ok_or_else(|| Error::Init("no seccomp listener fd received".into()))?;
-                    send_seccomp_listener(&spec, &o.id, init_pid, &bundle, fd.as_fd())?;
+                    forward_seccomp_listener(&mut ch, &spec, &o.id, init_pid, &bundle)?
                 }
                 Msg::Ready => {
                     phases.mark("init-setup");
@@ -620,11 +616,7 @@ impl Runtime {
                         ch.send(&Msg::Continue)?;
                     }
                     Msg::SeccompListener => {
-                        let (_, fd) = sys::recv_fd(ch.socket().as_fd(), 1)
-                            .ctx(|| "receiving the seccomp listener".into())?;
-                        let fd = fd
-                            .ok_or_else(|| Error::Init("no seccomp listener fd received".into()))?;
-                        send_seccomp_listener(spec, &o.id, pid, &saved.bundle, fd.as_fd())?;
+                        forward_seccomp_listener(&mut ch, spec, &o.id, pid, &saved.bundle)?
                     }
                     Msg::Ready => return Ok(()),
                     other => {
@@ -647,14 +639,7 @@ impl Runtime {
         if let Some(p) = &o.pid_file {
             write_pid_file(p, pid)?;
         }
-        let tty = match console_pair {
-            Some(sock) => {
-                let (_, master) =
-                    sys::recv_fd(sock.as_fd(), 4096).ctx(|| "receiving the pty master".into())?;
-                master.map(crate::tty::Proxy::start).transpose()?
-            }
-            None => None,
-        };
+        let tty = relay_console(console_pair)?;
         if o.detach {
             return Ok(0);
         }
@@ -696,14 +681,7 @@ impl Runtime {
             block_forwarded_signals();
         }
         let created = self.create_inner(o, override_sock)?;
-        let tty = match console_pair {
-            Some(sock) => {
-                let (_, master) =
-                    sys::recv_fd(sock.as_fd(), 4096).ctx(|| "receiving the pty master".into())?;
-                master.map(crate::tty::Proxy::start).transpose()?
-            }
-            None => None,
-        };
+        let tty = relay_console(console_pair)?;
         if let Err(e) = self.start(&o.id) {
             let _ = self.delete(&o.id, true);
             return Err(e);
@@ -718,6 +696,14 @@ impl Runtime {
         }
         Ok(code)
     }
+}
+
+/// For `run`/`exec` with a terminal and no console socket: receives the
+/// pty master on berth's own end of the socket pair and relays it.
+fn relay_console(pair: Option<UnixStream>) -> Result<Option<crate::tty::Proxy>> {
+    let Some(sock) = pair else { return Ok(None) };
+    let (_, master) = sys::recv_fd(sock.as_fd(), 4096).ctx(|| "receiving the pty master".into())?;
+    master.map(crate::tty::Proxy::start).transpose()
 }
 
 /// Where the time of a command goes, logged at debug level (`--debug`):
@@ -827,6 +813,21 @@ pub(crate) fn spawn_init(
     }
     ch.send(&Msg::Bootstrap(Box::new(boot)))?;
     Ok((ch, pid))
+}
+
+/// Takes the listener fd that follows a `SeccompListener` message and
+/// hands it to the agent.
+fn forward_seccomp_listener(
+    ch: &mut Channel,
+    spec: &Spec,
+    id: &str,
+    pid: i32,
+    bundle: &Path,
+) -> Result<()> {
+    let (_, fd) =
+        sys::recv_fd(ch.socket().as_fd(), 1).ctx(|| "receiving the seccomp listener".into())?;
+    let fd = fd.ok_or_else(|| Error::Init("no seccomp listener fd received".into()))?;
+    send_seccomp_listener(spec, id, pid, bundle, fd.as_fd())
 }
 
 /// Hands a seccomp notify listener to the agent at linux.seccomp.listenerPath

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 
 const GETPID: u32 = 39;
@@ -78,34 +78,6 @@ fn hand_written_profile_errno_kill_log_and_allow() {
     assert_eq!(v["errno"], 0);
 }
 
-/// Receives the state JSON and the listener fd the runtime sends.
-fn recv_listener(conn: &std::os::unix::net::UnixStream) -> (Value, OwnedFd) {
-    let mut buf = vec![0u8; 65536];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    let mut control = [0u64; 16];
-    // SAFETY: zeroed msghdr, then pointed at live buffers; fds read from the
-    // control message the kernel filled in.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        let n = libc::recvmsg(conn.as_raw_fd(), &mut msg, 0);
-        assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!cmsg.is_null(), "no fd sent");
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32);
-        (
-            serde_json::from_slice(&buf[..n as usize]).unwrap(),
-            OwnedFd::from_raw_fd(fd),
-        )
-    }
-}
-
 #[test]
 fn notify_reaches_the_agent_and_its_answer_is_what_the_program_sees() {
     let mut b = Bundle::new("seccomp-notify");
@@ -121,7 +93,8 @@ fn notify_reaches_the_agent_and_its_answer_is_what_the_program_sees() {
     });
     let agent = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        let (state, fd) = recv_listener(&conn);
+        let (payload, fd) = recv_with_fd(&conn);
+        let state: Value = serde_json::from_slice(&payload).unwrap();
         let n = berth_seccomp::notify::recv(fd.as_fd()).unwrap();
         berth_seccomp::notify::respond(
             fd.as_fd(),

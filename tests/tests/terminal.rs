@@ -5,35 +5,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-
-fn recv_fd(conn: &std::os::unix::net::UnixStream) -> (String, OwnedFd) {
-    let mut buf = vec![0u8; 4096];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    let mut control = [0u64; 16];
-    // SAFETY: zeroed msghdr pointed at live buffers; the fd comes from the
-    // control message the kernel filled in.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        let n = libc::recvmsg(conn.as_raw_fd(), &mut msg, 0);
-        assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!cmsg.is_null(), "no fd sent over the console socket");
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32);
-        (
-            String::from_utf8_lossy(&buf[..n as usize]).into_owned(),
-            OwnedFd::from_raw_fd(fd),
-        )
-    }
-}
 
 #[test]
 fn console_socket_receives_the_pty_master() {
@@ -49,7 +21,8 @@ fn console_socket_receives_the_pty_master() {
     ]);
     let receiver = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        recv_fd(&conn)
+        let (name, fd) = recv_with_fd(&conn);
+        (String::from_utf8_lossy(&name).into_owned(), fd)
     });
     let id = b.id("t");
     b.write_config();
