@@ -6,8 +6,12 @@ need=()
 for p in busybox-static jq qemu-system-x86 xz-utils runc podman conmon; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
-if [ "${#need[@]}" -gt 0 ]; then
+# The v2 guest resolves its kernel package through apt's lists: make sure
+# they exist even when every package above is already installed.
+if [ "${#need[@]}" -gt 0 ] || ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
   apt-get update -q
+fi
+if [ "${#need[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 if ! command -v cargo >/dev/null; then
