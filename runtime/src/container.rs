@@ -754,9 +754,9 @@ pub(crate) fn spawn_init(
 ) -> Result<(Channel, i32)> {
     let mut boot = boot;
     let t = std::time::Instant::now();
-    let exe = selfexe::sealed_copy()?;
+    let exe = selfexe::protected()?;
     crate::logging::debug(&format!(
-        "sealed memfd copy of berth: {:.3}ms",
+        "protected copy of berth: {:.3}ms",
         t.elapsed().as_secs_f64() * 1000.0
     ));
     let (mut ch, theirs) = Channel::pair()?;
@@ -781,7 +781,7 @@ pub(crate) fn spawn_init(
         .flatten()
         .map(|f: &OwnedFd| f.as_raw_fd())
         .collect();
-    let mut cmd = Command::new(sys::proc_fd_path(exe.as_raw_fd()));
+    let mut cmd = Command::new(exe.exec_path());
     cmd.arg0("berth")
         .arg("init")
         .env(SYNC_FD_ENV, sock.as_raw_fd().to_string());
