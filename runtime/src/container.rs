@@ -391,9 +391,7 @@ impl Runtime {
         let status = self.store.status(&saved);
         match status {
             Status::Stopped | Status::Created => {}
-            s if force => {
-                let _ = s;
-            }
+            _ if force => {}
             s => {
                 return Err(Error::State(format!(
                     "cannot delete container {id} that is not stopped: {s}"

@@ -94,7 +94,6 @@ pub struct CapPlan {
 }
 
 pub fn plan_caps(c: Option<&LinuxCapabilities>) -> Result<CapPlan> {
-    let empty = LinuxCapabilities::default();
     let c = match c {
         Some(c) => c,
         None => {
@@ -107,7 +106,6 @@ pub fn plan_caps(c: Option<&LinuxCapabilities>) -> Result<CapPlan> {
             })
         }
     };
-    let _ = empty;
     Ok(CapPlan {
         bounding: to_caps(c.bounding().as_ref(), "bounding")?,
         effective: to_caps(c.effective().as_ref(), "effective")?,

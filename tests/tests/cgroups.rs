@@ -37,9 +37,6 @@ fn memory_limit_oom_kills_and_events_report_it() {
     // Let the watcher arm before the allocation starts.
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(b.cmd(&["start", &id]).status.success());
-    let pid = b.state(&id)["pid"].as_i64().unwrap();
-    // The shell waits on stdin (/dev/null → EOF at once) then allocates.
-    let _ = pid;
     use std::io::BufRead;
     let mut lines = std::io::BufReader::new(ev.stdout.take().unwrap()).lines();
     let mut saw_oom = false;
