@@ -10,7 +10,7 @@ demo=${BERTH_DEMO_DIR:-/tmp/berth-demo}
 rm -rf "$demo"
 mkdir -p "$demo/rootfs/bin"
 cp /bin/busybox "$demo/rootfs/bin/busybox"
-for a in $(/bin/busybox --list); do ln -sf busybox "$demo/rootfs/bin/$a"; done
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$demo/rootfs/bin/$a"; done
 mkdir -p "$demo/rootfs/"{proc,sys,dev,etc,tmp}
 echo 'root:x:0:0:root:/root:/bin/sh' > "$demo/rootfs/etc/passwd"
 berth spec --bundle "$demo"
