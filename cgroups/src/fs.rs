@@ -190,3 +190,25 @@ pub(crate) fn wait_until(limit: Duration, mut done: impl FnMut() -> Result<bool>
         delay = (delay * 2).min(Duration::from_millis(20));
     }
 }
+
+/// The end of a `create`: on failure remove the directories this attempt
+/// made (deepest first); on success remember them as ours, once each, so
+/// teardown removes exactly what berth made.
+pub(crate) fn settle_created(
+    res: Result<()>,
+    made: Vec<std::path::PathBuf>,
+    owned: &mut Vec<std::path::PathBuf>,
+) -> Result<()> {
+    if let Err(e) = res {
+        for d in made.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+        return Err(e);
+    }
+    for d in made {
+        if !owned.contains(&d) {
+            owned.push(d);
+        }
+    }
+    Ok(())
+}

@@ -165,18 +165,7 @@ impl Manager {
             }
             Ok(())
         })();
-        if let Err(e) = res {
-            for d in created.iter().rev() {
-                let _ = std::fs::remove_dir(d);
-            }
-            return Err(e);
-        }
-        for d in created {
-            if !self.created.contains(&d) {
-                self.created.push(d);
-            }
-        }
-        Ok(())
+        fs::settle_created(res, created, &mut self.created)
     }
 
     pub(crate) fn add_process(&self, pid: i32) -> Result<()> {

@@ -156,18 +156,8 @@ impl Manager {
         let rel = self.path.trim_start_matches('/').to_string();
         let comps: Vec<&str> = rel.split('/').collect();
         let mut created = Vec::new();
-        if let Err(e) = fs::mkdir_path(&self.mount, &comps, &mut created, enable_controllers) {
-            for d in created.iter().rev() {
-                let _ = std::fs::remove_dir(d);
-            }
-            return Err(e);
-        }
-        for d in created {
-            if !self.created.contains(&d) {
-                self.created.push(d);
-            }
-        }
-        Ok(())
+        let res = fs::mkdir_path(&self.mount, &comps, &mut created, enable_controllers);
+        fs::settle_created(res, created, &mut self.created)
     }
 
     pub(crate) fn add_process(&self, pid: i32) -> Result<()> {

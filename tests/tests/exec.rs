@@ -60,12 +60,7 @@ fn exec_joins_namespaces_cgroup_and_profile_of_the_container() {
     let text = stdout(&out);
     let (mine, init) = text.split_once("---\n").unwrap();
     assert_eq!(mine, init, "exec'd process not in the container's cgroup");
-    let fds: Vec<u64> = r["fds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["fd"].as_u64().unwrap())
-        .collect();
+    let fds = fd_numbers(&r);
     assert_eq!(fds, vec![0, 1, 2], "fds leaked into exec: {}", r["fds"]);
 
     let out = b.cmd(&["exec", &id, "/probe", "syscall", "110"]);

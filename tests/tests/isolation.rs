@@ -357,37 +357,18 @@ fn chown_tree(p: &std::path::Path, id: u32) {
 fn only_stdio_and_preserved_fds_reach_the_container() {
     let mut b = Bundle::new("fds");
     let r = b.report();
-    let fds: Vec<u64> = r["fds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["fd"].as_u64().unwrap())
-        .collect();
+    let fds = fd_numbers(&r);
     assert_eq!(fds, vec![0, 1, 2], "leaked fds: {}", r["fds"]);
 
     // --preserve-fds 1 passes fd 3 through.
     let id = b.id("preserve");
     b.write_config();
     let f = std::fs::File::open("/etc/hostname").unwrap();
-    use std::os::fd::AsRawFd;
-    let raw = f.as_raw_fd();
     let mut cmd = b.berth();
     cmd.args(["run", "--preserve-fds", "1", "--bundle"])
         .arg(&b.dir)
         .arg(&id);
-    // SAFETY: dup2 in the child before exec.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            // dup2 onto itself would keep close-on-exec set.
-            if raw == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0);
-            } else if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, &f);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -412,8 +393,6 @@ fn socket_activation_fds_pass_with_listen_env() {
     let id = b.id("l");
     b.write_config();
     let f = std::fs::File::open("/etc/hostname").unwrap();
-    use std::os::fd::AsRawFd;
-    let raw = f.as_raw_fd();
     // LISTEN_PID must name berth itself: set it from a shell that execs berth.
     let mut cmd = std::process::Command::new("/bin/sh");
     cmd.args(["-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""])
@@ -423,27 +402,11 @@ fn socket_activation_fds_pass_with_listen_env() {
         .args(["run", "--bundle"])
         .arg(&b.dir)
         .arg(&id);
-    // SAFETY: fcntl/dup2 in the child before exec.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            if raw == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0);
-            } else if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, &f);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let fds: Vec<u64> = r["fds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["fd"].as_u64().unwrap())
-        .collect();
+    let fds = fd_numbers(&r);
     assert_eq!(fds, vec![0, 1, 2, 3]);
     let env: Vec<&str> = r["env"]
         .as_array()

@@ -305,3 +305,33 @@ pub fn recv_with_fd(conn: &std::os::unix::net::UnixStream) -> (Vec<u8>, std::os:
         (buf, std::os::fd::OwnedFd::from_raw_fd(fd))
     }
 }
+
+/// Makes `file` the child's fd 3, inheritable, as a caller of
+/// `--preserve-fds` or socket activation would pass it.
+pub fn pass_as_fd3(cmd: &mut Command, file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let raw = file.as_raw_fd();
+    // SAFETY: only fcntl/dup2 between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep close-on-exec set.
+            if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0);
+            } else if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The fd numbers in a probe report.
+pub fn fd_numbers(report: &Value) -> Vec<u64> {
+    report["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].as_u64().unwrap())
+        .collect()
+}
