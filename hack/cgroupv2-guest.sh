@@ -26,6 +26,9 @@ if [ -z "${VM_RUN:-}" ]; then
   if [ -x "$HERE/vm-run" ]; then VM_RUN=$HERE/vm-run; else VM_RUN=/work/shared/tools/vm-run; fi
 fi
 export VM_RUN_TIMEOUT=${VM_RUN_TIMEOUT:-900}
+# Waits in the container tests are sized for the host; the TCG guest runs
+# programs ~40x slower, so give them ten times as long there.
+export BERTH_TEST_WAIT_SCALE=${BERTH_TEST_WAIT_SCALE:-10}
 
 cd "$ROOT"
 # The test executables, from cargo's JSON build messages (test artifacts

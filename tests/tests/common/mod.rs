@@ -267,9 +267,15 @@ pub fn has_opt(m: &Value, opt: &str) -> bool {
     m["options"].as_array().unwrap().iter().any(|o| o == opt)
 }
 
-/// Waits until `f` holds, up to about 5 s.
+/// Waits until `f` holds, up to about 5 s, times BERTH_TEST_WAIT_SCALE
+/// (set by hack/cgroupv2-guest.sh: programs run ~40x slower under TCG).
 pub fn wait_until(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..500 {
+    let scale: u32 = std::env::var("BERTH_TEST_WAIT_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    for _ in 0..500 * scale {
         if f() {
             return true;
         }
