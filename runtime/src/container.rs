@@ -52,6 +52,15 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
 }
 
+/// Where a process's stdio goes when berth is used as a library (the
+/// shim): its own fds for 0, 1 and 2 instead of the caller's, and for a
+/// terminal, one end of a socket pair the pty master is sent over.
+#[derive(Debug, Default)]
+pub struct ProcessIo {
+    pub stdio: Option<[OwnedFd; 3]>,
+    pub console: Option<UnixStream>,
+}
+
 /// A created container whose init waits for `start`.
 #[derive(Debug)]
 pub struct Created {
@@ -116,7 +125,12 @@ impl Runtime {
     }
 
     pub fn create(&self, o: &CreateOptions) -> Result<Created> {
-        self.create_inner(o, None)
+        self.create_inner(o, None, None)
+    }
+
+    /// `create` with the init's stdio and terminal given by the caller.
+    pub fn create_with_io(&self, o: &CreateOptions, io: ProcessIo) -> Result<Created> {
+        self.create_inner(o, io.console, io.stdio)
     }
 
     /// `console_override`: for `run` with a terminal and no console socket,
@@ -125,6 +139,7 @@ impl Runtime {
         &self,
         o: &CreateOptions,
         console_override: Option<UnixStream>,
+        stdio: Option<[OwnedFd; 3]>,
     ) -> Result<Created> {
         let mut phases = Phases::new("create");
         state::validate_id(&o.id)?;
@@ -218,6 +233,7 @@ impl Runtime {
             boot,
             Some(fifo.as_fd()),
             console.as_ref().map(|c| c.as_fd()),
+            stdio.as_ref(),
             pass_fds,
             |pid| {
                 undo.track(pid);
@@ -497,6 +513,26 @@ impl Runtime {
     /// namespace and the cgroup of the container's init, and gets its
     /// seccomp profile. Returns the exit status (0 with `detach`).
     pub fn exec(&self, o: &ExecOptions) -> Result<i32> {
+        self.exec_inner(o, None).map(|(_, code)| code)
+    }
+
+    /// A detached `exec` with the process's stdio and terminal given by the
+    /// caller; returns its pid (host view). The process is a child of a
+    /// subreaper caller, who reaps it.
+    pub fn exec_with_io(&self, o: &ExecOptions, io: ProcessIo) -> Result<i32> {
+        let o = ExecOptions {
+            detach: true,
+            console_socket: None,
+            ..o.clone()
+        };
+        self.exec_inner(&o, Some(io)).map(|(pid, _)| pid)
+    }
+
+    fn exec_inner(&self, o: &ExecOptions, io: Option<ProcessIo>) -> Result<(i32, i32)> {
+        let (stdio, console_given) = match io {
+            Some(io) => (io.stdio, io.console),
+            None => (None, None),
+        };
         let saved = self.store.load(&o.id)?;
         let status = self.store.status(&saved);
         match status {
@@ -511,7 +547,7 @@ impl Runtime {
         }
         crate::spec::validate_process(&o.process)?;
         let terminal = o.process.terminal() == Some(true);
-        if terminal && o.console_socket.is_none() && o.detach {
+        if terminal && o.console_socket.is_none() && console_given.is_none() && o.detach {
             return Err(Error::Config(
                 "process.terminal is true: exec --detach needs --console-socket".into(),
             ));
@@ -522,6 +558,7 @@ impl Runtime {
         }
         let mut console_pair = None;
         let console = match &o.console_socket {
+            _ if terminal && console_given.is_some() => console_given,
             Some(p) if terminal => Some(
                 UnixStream::connect(p)
                     .map_err(|e| Error::Config(format!("--console-socket {}: {e}", p.display())))?,
@@ -586,6 +623,7 @@ impl Runtime {
             boot,
             None,
             console.as_ref().map(|c| c.as_fd()),
+            stdio.as_ref(),
             o.preserve_fds,
             |pid| {
                 if let Ok(fd) = sys::pidfd_open(pid) {
@@ -639,11 +677,11 @@ impl Runtime {
         }
         let tty = relay_console(console_pair)?;
         if o.detach {
-            return Ok(0);
+            return Ok((pid, 0));
         }
         let code = wait_forwarding_signals(pid);
         drop(tty);
-        Ok(code)
+        Ok((pid, code))
     }
 
     /// `run`: create, start, wait, delete. Returns the exit status to exit with.
@@ -678,7 +716,7 @@ impl Runtime {
         if !detach {
             block_forwarded_signals();
         }
-        let created = self.create_inner(o, override_sock)?;
+        let created = self.create_inner(o, override_sock, None)?;
         let tty = relay_console(console_pair)?;
         if let Err(e) = self.start(&o.id) {
             let _ = self.delete(&o.id, true);
@@ -747,16 +785,11 @@ pub(crate) fn spawn_init(
     boot: Bootstrap,
     fifo: Option<std::os::fd::BorrowedFd<'_>>,
     console: Option<std::os::fd::BorrowedFd<'_>>,
+    stdio: Option<&[OwnedFd; 3]>,
     preserve_fds: u32,
     placed: impl FnOnce(i32) -> Result<()>,
 ) -> Result<(Channel, i32)> {
     let mut boot = boot;
-    let t = std::time::Instant::now();
-    let exe = selfexe::protected()?;
-    crate::logging::debug(&format!(
-        "protected copy of berth: {:.3}ms",
-        t.elapsed().as_secs_f64() * 1000.0
-    ));
     let (mut ch, theirs) = Channel::pair()?;
     let min = 3 + preserve_fds as RawFd;
     let sock = sys::dup_at_least(theirs.as_fd(), min).ctx(|| "dup".into())?;
@@ -779,28 +812,49 @@ pub(crate) fn spawn_init(
         .flatten()
         .map(|f: &OwnedFd| f.as_raw_fd())
         .collect();
-    let mut cmd = Command::new(exe.exec_path());
-    cmd.arg0("berth")
-        .arg("init")
-        .env(SYNC_FD_ENV, sock.as_raw_fd().to_string());
-    // SAFETY: the closure only calls fcntl, which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &inherit {
-                let fl = libc::fcntl(fd, libc::F_GETFD);
-                if fl >= 0 {
-                    libc::fcntl(fd, libc::F_SETFD, fl & !libc::FD_CLOEXEC);
+    let child = loop {
+        let exe = selfexe::protected()?;
+        let bind = match &exe {
+            selfexe::Protected::ReadOnlyBind(_, c) => Some(c.clone()),
+            selfexe::Protected::Memfd(_) => None,
+        };
+        let mut cmd = Command::new(exe.exec_path());
+        cmd.arg0("berth")
+            .arg("init")
+            .env(SYNC_FD_ENV, sock.as_raw_fd().to_string());
+        if let Some([i, o, e]) = stdio {
+            let dup = |f: &OwnedFd| f.try_clone().map_err(|e| Error::sys("dup", e));
+            cmd.stdin(dup(i)?).stdout(dup(o)?).stderr(dup(e)?);
+        }
+        let inherit = inherit.clone();
+        // SAFETY: the closure only makes raw syscalls (fcntl, unshare,
+        // mount), which are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &inherit {
+                    let fl = libc::fcntl(fd, libc::F_GETFD);
+                    if fl >= 0 {
+                        libc::fcntl(fd, libc::F_SETFD, fl & !libc::FD_CLOEXEC);
+                    }
                 }
+                if let Some(exe) = &bind {
+                    selfexe::bind_in_child(exe)?;
+                }
+                Ok(())
+            });
+        }
+        match cmd.spawn() {
+            Ok(c) => break c,
+            Err(_) if matches!(exe, selfexe::Protected::ReadOnlyBind(..)) => {
+                selfexe::bind_failed();
             }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().ctx(|| "starting berth init".into())?;
+            Err(e) => return Err(Error::sys("starting berth init", e)),
+        }
+    };
     let pid = child.id() as i32;
     drop(sock);
     drop(fifo);
     drop(console);
-    drop(exe);
     if let Err(e) = placed(pid) {
         // SAFETY: killing and reaping our own child.
         unsafe {

@@ -20,5 +20,5 @@ pub mod sys;
 pub mod tty;
 pub mod util;
 
-pub use container::{CreateOptions, ExecOptions, Runtime, DEFAULT_ROOT};
+pub use container::{CreateOptions, ExecOptions, ProcessIo, Runtime, DEFAULT_ROOT};
 pub use error::{Error, Result};

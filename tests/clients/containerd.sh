@@ -1,10 +1,13 @@
 #!/bin/bash
-# berth behind containerd's stock io.containerd.runc.v2 shim (--runc-binary),
-# with containerd 1.7 (Debian trixie) and 2.1 (Debian sid), each scenario run
-# with runc too so that a berth failure can be told from an environment one.
+# berth under containerd 1.7 (Debian trixie) and 2.1 (Debian sid): behind
+# the stock io.containerd.runc.v2 shim (--runc-binary), each scenario run
+# with runc too so that a berth failure can be told from an environment one;
+# then the same scenarios through berth's own shim (io.containerd.berth.v2),
+# plus what only the shim protocol shows (events, metrics, a killed shim).
 #
 # usage: tests/clients/containerd.sh [VERSION...]   (VERSION: trixie sid; default both)
-# Needs: root, the berth binary (BERTH_BIN or target/x86_64-unknown-linux-gnu/debug/berth),
+# Needs: root, the berth binary (BERTH_BIN or target/x86_64-unknown-linux-gnu/debug/berth)
+# and the shim next to it (or BERTH_SHIM),
 # runc and busybox-static from Debian, network access to Debian's archive.
 # Prints one line per scenario and a final "N passed, N failed".
 set -uo pipefail
@@ -26,7 +29,9 @@ trap cleanup EXIT
 ok()   { PASS=$((PASS+1)); echo "ok   $*"; }
 bad()  { FAIL=$((FAIL+1)); echo "FAIL $*"; }
 
+SHIM=${BERTH_SHIM:-$(dirname "$BERTH")/containerd-shim-berth-v2}
 [ -x "$BERTH" ] || { echo "no berth binary at $BERTH" >&2; exit 1; }
+[ -x "$SHIM" ] || { echo "no shim binary at $SHIM" >&2; exit 1; }
 OUT="$W/image" bash "$HERE/build-image.sh" > "$W/build-image.log" 2>&1 || { cat "$W/build-image.log"; exit 1; }
 
 start_containerd() { # dir
@@ -41,7 +46,7 @@ state = "$d/state"
 [ttrpc]
   address = "$d/containerd.sock.ttrpc"
 EOF
-  PATH="$BIN:$PATH" "$BIN/containerd" --config "$d/config.toml" > "$d/containerd.log" 2>&1 &
+  PATH="$(dirname "$SHIM"):$BIN:$PATH" "$BIN/containerd" --config "$d/config.toml" > "$d/containerd.log" 2>&1 &
   CTD_PID=$!
   for _ in $(seq 100); do [ -S "$d/containerd.sock" ] && break; sleep 0.1; done
   [ -S "$d/containerd.sock" ]
@@ -57,9 +62,9 @@ check() {
   if [ "$2" = "$3" ]; then ok "$LABEL $1"; else bad "$LABEL $1: expected [$2], got [$3]"; fi
 }
 
-scenarios() { # runtime-binary
-  local rt=$1 r
-  local RUN=(ctr -a "$SOCK" -n berth-test run --runc-binary "$rt")
+scenarios() { # ctr-run-args...: how a container gets its runtime
+  local r
+  local RUN=(ctr -a "$SOCK" -n berth-test run "$@")
   r=$("${RUN[@]}" --rm "$I" c-echo echo hello 2>&1); check "run --rm output" "hello" "$r"
   "${RUN[@]}" --rm "$I" c-exit sh -c 'exit 3' >/dev/null 2>&1; check "run --rm exit code" 3 $?
   r=$(script -qec "${RUN[*]} -t --rm $I c-tty sh -c 'test -t 0 && echo tty'" /dev/null 2>&1 | tr -d '\r' | grep -o 'tty$' | head -1)
@@ -106,6 +111,63 @@ scenarios() { # runtime-binary
   $CTR c rm c-missing >/dev/null 2>&1
 }
 
+# Pids of berth shims serving this test's containerd.
+berth_shims() {
+  local p
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q "containerd-shim-berth-v2 .*-address $SOCK " && echo "${p#/proc/}"
+  done
+}
+
+# What only containerd's own shim protocol shows: events, metrics, a shim
+# killed under a running task, and the shim going away with its last task.
+shim_scenarios() {
+  local r ev ev_pid RUN=($CTR run --runtime io.containerd.berth.v2)
+  ev=$D/events.log
+  $CTR events > "$ev" 2>&1 & ev_pid=$!
+  sleep 0.3
+  "${RUN[@]}" --rm "$I" c-ev true >/dev/null 2>&1
+  "${RUN[@]}" -d "$I" c-ev2 sleep 1000 >/dev/null 2>&1
+  $CTR task exec --exec-id x1 c-ev2 true >/dev/null 2>&1
+  $CTR task pause c-ev2 >/dev/null 2>&1; $CTR task resume c-ev2 >/dev/null 2>&1
+  r=$($CTR task metrics c-ev2 2>&1 | grep -ci 'memory')
+  [ "$r" -ge 1 ] && ok "$LABEL task metrics" || bad "$LABEL task metrics: $($CTR task metrics c-ev2 2>&1 | head -3)"
+  $CTR task kill -s SIGKILL c-ev2 >/dev/null 2>&1
+  $CTR task rm c-ev2 >/dev/null 2>&1; $CTR c rm c-ev2 >/dev/null 2>&1
+  "${RUN[@]}" --rm --memory-limit 33554432 "$I" c-oom sh -c 'x=$(head -c 67108864 /dev/zero | tr "\0" a)' >/dev/null 2>&1
+  sleep 0.5
+  kill "$ev_pid" 2>/dev/null; wait "$ev_pid" 2>/dev/null
+  r=$(grep -F '"c-ev"' "$ev" | grep -oE '/tasks/(create|start|exit|delete)' | tr '\n' ' ')
+  check "event order of a run --rm" "/tasks/create /tasks/start /tasks/exit /tasks/delete " "$r"
+  r=$(grep -F '"c-ev2"' "$ev" | grep -oE '/tasks/(exec-added|exec-started|paused|resumed)' | tr '\n' ' ')
+  check "exec and pause events" "/tasks/exec-added /tasks/exec-started /tasks/paused /tasks/resumed " "$r"
+  grep '/tasks/oom' "$ev" | grep -qF '"c-oom"' && ok "$LABEL OOM event" || bad "$LABEL OOM event: $(grep oom "$ev" | head -2)"
+  # kill -9 of the shim, then `ctr task rm` cleans up through `shim delete`.
+  "${RUN[@]}" -d "$I" c-k9 sleep 1000 >/dev/null 2>&1
+  local init shim
+  init=$($CTR task ls 2>/dev/null | awk '$1=="c-k9" {print $2}')
+  shim=$(awk '{print $4}' "/proc/$init/stat" 2>/dev/null)
+  if [ -n "$shim" ] && tr '\0' ' ' < "/proc/$shim/cmdline" | grep -q containerd-shim-berth-v2; then
+    kill -9 "$shim"
+    for _ in $(seq 50); do [ -d "/proc/$shim" ] || break; sleep 0.1; done
+    $CTR task rm -f c-k9 >/dev/null 2>&1
+    $CTR c rm c-k9 >/dev/null 2>&1
+    for _ in $(seq 50); do [ -d "/proc/$init" ] || break; sleep 0.1; done
+    r=""
+    [ -d "/proc/$init" ] && r="$r init-alive"
+    [ -e "/run/containerd/berth/berth-test/c-k9" ] && r="$r state-left"
+    grep -q "/c-k9/rootfs" /proc/self/mounts && r="$r rootfs-mounted"
+    [ -d /sys/fs/cgroup/pids/berth-test/c-k9 ] && r="$r cgroup-left"
+    $CTR task ls 2>/dev/null | grep -q '^c-k9 ' && r="$r task-listed"
+    check "kill -9 of the shim, then task rm cleans up" "" "$r"
+  else
+    bad "$LABEL kill -9 of the shim: no shim found (init $init, parent $shim)"
+  fi
+  sleep 0.3
+  r=$(berth_shims | wc -l)
+  check "no shim left once its tasks are gone" 0 "$r"
+}
+
 for suite in "${SUITES[@]}"; do
   U=$(bash "$ROOT/hack/clients/fetch.sh" "$suite" containerd) || { bad "fetch containerd from $suite"; continue; }
   BIN=$U/usr/bin
@@ -118,9 +180,13 @@ for suite in "${SUITES[@]}"; do
   $CTR images import "$W/image/test-images.oci.tar" > /dev/null 2>&1 || bad "$suite: image import"
   VER=$("$BIN/containerd" --version | awk '{print $3}')
   for rt in "$RUNC" "$BERTH"; do
-    LABEL="containerd $VER / $(basename "$rt"):"
-    scenarios "$rt"
+    [ "${BERTH_ONLY_SHIM:-0}" = 1 ] && continue
+    LABEL="containerd $VER / runc shim + $(basename "$rt"):"
+    scenarios --runc-binary "$rt"
   done
+  LABEL="containerd $VER / berth shim:"
+  scenarios --runtime io.containerd.berth.v2
+  shim_scenarios
   stop_containerd
 done
 echo "$PASS passed, $FAIL failed"

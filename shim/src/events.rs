@@ -1,0 +1,110 @@
+//! Events to containerd: forwarded over its ttrpc socket (TTRPC_ADDRESS)
+//! by one thread, in the order they were published, retried across a
+//! containerd restart so that no exit is lost.
+
+use std::os::fd::IntoRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use containerd_shim_protos::shim::event::Envelope;
+use containerd_shim_protos::shim::events::ForwardRequest;
+use containerd_shim_protos::EventsClient;
+use protobuf::well_known_types::any::Any;
+use protobuf::well_known_types::timestamp::Timestamp;
+use protobuf::MessageFull;
+
+pub fn now() -> Timestamp {
+    timestamp(SystemTime::now())
+}
+
+pub fn timestamp(t: SystemTime) -> Timestamp {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let mut ts = Timestamp::new();
+    ts.seconds = d.as_secs() as i64;
+    ts.nanos = d.subsec_nanos() as i32;
+    ts
+}
+
+/// An Any as containerd's typeurl makes it for a proto message: the type
+/// URL is the message's full name.
+pub fn any<M: MessageFull>(m: &M) -> Any {
+    let mut a = Any::new();
+    a.type_url = M::descriptor().full_name().to_string();
+    a.value = m.write_to_bytes().unwrap_or_default();
+    a
+}
+
+pub struct Publisher {
+    tx: Mutex<Sender<Envelope>>,
+    namespace: String,
+}
+
+impl Publisher {
+    pub fn start(namespace: &str) -> Publisher {
+        let (tx, rx) = channel();
+        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
+        std::thread::Builder::new()
+            .name("events".into())
+            .stack_size(128 * 1024)
+            .spawn(move || forward_loop(&address, rx))
+            .expect("spawning the events thread");
+        Publisher {
+            tx: Mutex::new(tx),
+            namespace: namespace.to_string(),
+        }
+    }
+
+    pub fn publish<M: MessageFull>(&self, topic: &str, event: &M) {
+        let mut env = Envelope::new();
+        env.timestamp = protobuf::MessageField::some(now());
+        env.namespace = self.namespace.clone();
+        env.topic = topic.to_string();
+        env.event = protobuf::MessageField::some(any(event));
+        let _ = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(env);
+    }
+}
+
+fn connect(address: &str) -> Option<EventsClient> {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    let s = UnixStream::connect(path).ok()?;
+    ttrpc::Client::new(s.into_raw_fd())
+        .ok()
+        .map(EventsClient::new)
+}
+
+fn forward_loop(address: &str, rx: Receiver<Envelope>) {
+    if address.is_empty() {
+        // Nobody to tell (started by hand, not by containerd).
+        for _ in rx {}
+        return;
+    }
+    let mut client: Option<EventsClient> = None;
+    for env in rx {
+        let mut req = ForwardRequest::new();
+        req.envelope = protobuf::MessageField::some(env);
+        let give_up = Instant::now() + Duration::from_secs(120);
+        let mut pause = Duration::from_millis(50);
+        loop {
+            if client.is_none() {
+                client = connect(address);
+            }
+            if let Some(c) = &client {
+                match c.forward(ttrpc::context::with_timeout(5_000_000_000), &req) {
+                    Ok(_) => break,
+                    Err(e) => {
+                        berth::logging::warn(&format!("publishing an event: {e}"));
+                        client = None;
+                    }
+                }
+            }
+            if Instant::now() > give_up {
+                berth::logging::error("dropping an event: containerd unreachable for 2 minutes");
+                break;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+}

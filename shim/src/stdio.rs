@@ -1,0 +1,351 @@
+//! A process's stdio as containerd asks for it: FIFO paths (the usual
+//! case), `file://` paths, `binary://` loggers, or nothing; and a terminal.
+//!
+//! Without a terminal the container gets the FIFOs themselves, with no copy
+//! thread in between: its output goes straight to containerd, and nothing
+//! buffered in the shim can be lost when it exits. The shim holds a reader
+//! on each output FIFO so that a container never takes SIGPIPE while
+//! containerd restarts, and a writer on the input FIFO until CloseIO, so
+//! that the container does not read end-of-file before containerd's writer
+//! has attached.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default)]
+pub struct Stdio {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// What the shim keeps of a process's IO while it lives.
+#[derive(Default)]
+pub struct Io {
+    stdin_keeper: Mutex<Option<OwnedFd>>,
+    keep: Mutex<Vec<OwnedFd>>,
+    master: Option<Arc<OwnedFd>>,
+    out_done: Mutex<Option<Receiver<()>>>,
+}
+
+/// IO set up before the process exists; `finish` once it does.
+pub struct Pending {
+    io: Io,
+    console: Option<UnixStream>,
+    stdin: Option<OwnedFd>,
+    out: Option<OwnedFd>,
+}
+
+fn open(path: &Path, flags: i32) -> Result<OwnedFd, String> {
+    berth::sys::open(path, flags | libc::O_CLOEXEC, 0)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn clear_nonblock(fd: &OwnedFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+    }
+}
+
+fn dev_null(flags: i32) -> Result<OwnedFd, String> {
+    open(Path::new("/dev/null"), flags)
+}
+
+/// The read end of the stdin FIFO for the container, plus the shim's
+/// writer that keeps it from seeing EOF too early.
+fn open_stdin(path: &str) -> Result<(OwnedFd, Option<OwnedFd>), String> {
+    if path.is_empty() {
+        return Ok((dev_null(libc::O_RDONLY)?, None));
+    }
+    let p = Path::new(path);
+    let r = open(p, libc::O_RDONLY | libc::O_NONBLOCK)?;
+    clear_nonblock(&r);
+    let keeper = open(p, libc::O_WRONLY | libc::O_NONBLOCK).ok();
+    Ok((r, keeper))
+}
+
+enum Output {
+    Fd(OwnedFd),
+    Binary { path: String, args: Vec<String> },
+}
+
+/// Opens one output target. FIFO: a reader kept by the shim, then the
+/// writer for the container.
+fn open_output(uri: &str, keep: &mut Vec<OwnedFd>) -> Result<Output, String> {
+    if uri.is_empty() {
+        return Ok(Output::Fd(dev_null(libc::O_WRONLY)?));
+    }
+    if let Some(rest) = uri.strip_prefix("binary://") {
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut args = Vec::new();
+        let mut pairs: Vec<&str> = query.split('&').filter(|s| !s.is_empty()).collect();
+        pairs.sort();
+        for kv in pairs {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            args.push(k.to_string());
+            if !v.is_empty() {
+                args.push(v.to_string());
+            }
+        }
+        return Ok(Output::Binary {
+            path: path.to_string(),
+            args,
+        });
+    }
+    if let Some(path) = uri.strip_prefix("file://") {
+        let p = Path::new(path);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| format!("{path}: {e}"))?;
+        return Ok(Output::Fd(f.into()));
+    }
+    let path = uri.strip_prefix("fifo://").unwrap_or(uri);
+    let p = Path::new(path);
+    keep.push(open(p, libc::O_RDONLY | libc::O_NONBLOCK)?);
+    let w = open(p, libc::O_WRONLY | libc::O_NONBLOCK)?;
+    clear_nonblock(&w);
+    Ok(Output::Fd(w))
+}
+
+/// Starts a `binary://` logger: the container's stdout and stderr reach it
+/// as fds 3 and 4, and it closes fd 5 once it is ready.
+fn start_logger(
+    path: &str,
+    args: &[String],
+    id: &str,
+    ns: &str,
+) -> Result<(OwnedFd, OwnedFd), String> {
+    let pipe = || -> Result<(OwnedFd, OwnedFd), String> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two fds we then own.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: both fds were just created and are ours.
+        Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (ready_r, ready_w) = pipe()?;
+    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    let mut cmd = Command::new(path);
+    cmd.args(args)
+        .env("CONTAINER_ID", id)
+        .env("CONTAINER_NAMESPACE", ns)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: dup2 is async-signal-safe; the sources are open in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move the sources above the targets first so none is clobbered.
+            let mut high = [0; 3];
+            for (i, fd) in fds.iter().enumerate() {
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in high.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("starting logger {path}: {e}"))?;
+    // The shim's reaper reaps it like any other child.
+    std::mem::forget(child);
+    drop((out_r, err_r, ready_w));
+    // Ready when the logger closes fd 5 (or exits).
+    let mut f = File::from(ready_r);
+    let mut b = [0u8; 1];
+    let _ = f.read(&mut b);
+    Ok((out_w, err_w))
+}
+
+pub fn prepare(s: &Stdio, id: &str, ns: &str) -> Result<(berth::ProcessIo, Pending), String> {
+    let mut io = Io::default();
+    let mut keep = Vec::new();
+    if s.terminal {
+        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+        let (stdin, keeper) = if s.stdin.is_empty() {
+            (None, None)
+        } else {
+            let (r, k) = open_stdin(&s.stdin)?;
+            (Some(r), k)
+        };
+        *io.stdin_keeper.get_mut().unwrap() = keeper;
+        let out = match open_output(&s.stdout, &mut keep)? {
+            Output::Fd(fd) => Some(fd),
+            Output::Binary { path, args } => Some(start_logger(&path, &args, id, ns)?.0),
+        };
+        *io.keep.get_mut().unwrap() = keep;
+        let null = [
+            dev_null(libc::O_RDONLY)?,
+            dev_null(libc::O_WRONLY)?,
+            dev_null(libc::O_WRONLY)?,
+        ];
+        return Ok((
+            berth::ProcessIo {
+                stdio: Some(null),
+                console: Some(theirs),
+            },
+            Pending {
+                io,
+                console: Some(ours),
+                stdin,
+                out,
+            },
+        ));
+    }
+    let (stdin, keeper) = open_stdin(&s.stdin)?;
+    *io.stdin_keeper.get_mut().unwrap() = keeper;
+    let (out, err) = match open_output(&s.stdout, &mut keep)? {
+        Output::Binary { path, args } => start_logger(&path, &args, id, ns)?,
+        Output::Fd(out) => {
+            let err = if s.stderr == s.stdout && !s.stdout.is_empty() {
+                out.try_clone().map_err(|e| format!("dup: {e}"))?
+            } else {
+                match open_output(&s.stderr, &mut keep)? {
+                    Output::Fd(fd) => fd,
+                    Output::Binary { path, args } => start_logger(&path, &args, id, ns)?.1,
+                }
+            };
+            (out, err)
+        }
+    };
+    *io.keep.get_mut().unwrap() = keep;
+    Ok((
+        berth::ProcessIo {
+            stdio: Some([stdin, out, err]),
+            console: None,
+        },
+        Pending {
+            io,
+            console: None,
+            stdin: None,
+            out: None,
+        },
+    ))
+}
+
+fn copy_thread(
+    name: &str,
+    from: OwnedFd,
+    to: Arc<OwnedFd>,
+    done: Option<std::sync::mpsc::Sender<()>>,
+) {
+    let _ = std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            let mut from = File::from(from);
+            let to_fd = to.as_fd();
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if berth::sys::write_all_fd(to_fd, &buf[..n]).is_err() {
+                    break;
+                }
+            }
+            drop(done);
+        });
+}
+
+impl Pending {
+    /// Once the process exists: takes the pty master it sent and starts
+    /// copying between it and containerd's FIFOs.
+    pub fn finish(mut self) -> Result<Io, String> {
+        let Some(sock) = self.console.take() else {
+            return Ok(self.io);
+        };
+        let (_, master) = berth::sys::recv_fd(sock.as_fd(), 4096)
+            .map_err(|e| format!("receiving the pty master: {e}"))?;
+        let master = Arc::new(master.ok_or("no pty master received")?);
+        if let Some(out) = self.out.take() {
+            let (tx, rx) = channel();
+            let from = master.try_clone().map_err(|e| format!("dup: {e}"))?;
+            copy_thread("pty-out", from, Arc::new(out), Some(tx));
+            *self.io.out_done.get_mut().unwrap() = Some(rx);
+        }
+        if let Some(input) = self.stdin.take() {
+            copy_thread("pty-in", input, master.clone(), None);
+        }
+        self.io.master = Some(master);
+        Ok(self.io)
+    }
+}
+
+impl Io {
+    pub fn close_stdin(&self) {
+        self.stdin_keeper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    pub fn resize(&self, width: u32, height: u32) -> Result<(), String> {
+        let Some(m) = &self.master else {
+            return Err("the process has no terminal".into());
+        };
+        let ws = libc::winsize {
+            ws_row: height as u16,
+            ws_col: width as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize we own.
+        if unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+            return Err(format!(
+                "resizing the pty: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
+    /// After the process exited: waits (bounded) for the terminal's last
+    /// output to reach containerd, so it is never cut off.
+    pub fn drain(&self) {
+        if let Some(rx) = self
+            .out_done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = rx.recv_timeout(Duration::from_secs(2));
+        }
+        self.close_stdin();
+    }
+
+    /// On delete: lets go of every FIFO end.
+    pub fn close(&self) {
+        self.close_stdin();
+        self.keep.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
