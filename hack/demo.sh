@@ -1,11 +1,12 @@
 #!/bin/bash
-# Installs berth to /usr/local/bin and runs a busybox container from a
+# Installs berth and containerd-shim-berth-v2 to /usr/local/bin and runs a busybox container from a
 # freshly made demo bundle. Run as root on Debian 12 with a Rust toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/deps.sh
-cargo build --release -p berth
+cargo build --release -p berth -p berth-shim
 install -m 0755 target/x86_64-unknown-linux-gnu/release/berth /usr/local/bin/berth
+install -m 0755 target/x86_64-unknown-linux-gnu/release/containerd-shim-berth-v2 /usr/local/bin/
 demo=${BERTH_DEMO_DIR:-/tmp/berth-demo}
 rm -rf "$demo"
 mkdir -p "$demo/rootfs/bin"

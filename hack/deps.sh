@@ -3,7 +3,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in busybox-static jq qemu-system-x86 xz-utils runc podman conmon; do
+for p in busybox-static jq qemu-system-x86 xz-utils runc podman conmon python3-grpcio python3-grpc-tools; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 # The v2 guest resolves its kernel package through apt's lists: make sure

@@ -11,9 +11,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast -- --test-threads 2
 # Real clients: containerd 1.7 and 2.1 (from Debian's newer suites) driving
-# berth through their stock runc shim, each scenario also run with runc.
+# berth through their stock runc shim (each scenario also run with runc) and
+# through berth's own shim, by ctr and by the Kubernetes CRI; podman.
 if [ "${BERTH_SKIP_CLIENTS:-0}" != 1 ]; then
   tests/clients/containerd.sh
+  tests/clients/cri.sh
   tests/clients/podman.sh
 fi
 if [ "${BERTH_SKIP_V2_GUEST:-0}" != 1 ]; then

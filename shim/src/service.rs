@@ -728,6 +728,9 @@ pub fn serve(f: &Flags) -> Result<(), String> {
     }
     berth::logging::init(None, berth::logging::Format::Text, f.debug);
     let listener = manager::inherited_listener()?;
+    // Whatever containerd's environment leaked to us must not reach the
+    // loggers and hooks the shim starts.
+    berth::sys::cloexec_from(3).map_err(|e| format!("marking fds close-on-exec: {e}"))?;
     let shim = Arc::new(Shim {
         namespace: f.namespace.clone(),
         socket: f.socket.clone(),

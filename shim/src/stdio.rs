@@ -1,13 +1,14 @@
 //! A process's stdio as containerd asks for it: FIFO paths (the usual
 //! case), `file://` paths, `binary://` loggers, or nothing; and a terminal.
 //!
-//! Without a terminal the container gets the FIFOs themselves, with no copy
-//! thread in between: its output goes straight to containerd, and nothing
-//! buffered in the shim can be lost when it exits. The shim holds a reader
-//! on each output FIFO so that a container never takes SIGPIPE while
-//! containerd restarts, and a writer on the input FIFO until CloseIO, so
-//! that the container does not read end-of-file before containerd's writer
-//! has attached.
+//! Without a terminal the container's output goes to the FIFOs themselves,
+//! with no copy thread in between: nothing buffered in the shim can be lost
+//! when it exits. The shim holds a reader on each output FIFO so that a
+//! container never takes SIGPIPE while containerd restarts. Input goes
+//! through a pipe fed by a thread that opens the stdin FIFO blocking: the
+//! container cannot read end-of-file before containerd's writer attaches,
+//! and does read it once that writer closes or CloseIO comes, whichever is
+//! first (clients do not always send CloseIO).
 
 use std::fs::File;
 use std::io::Read;
@@ -31,7 +32,7 @@ pub struct Stdio {
 /// What the shim keeps of a process's IO while it lives.
 #[derive(Default)]
 pub struct Io {
-    stdin_keeper: Mutex<Option<OwnedFd>>,
+    stdin: Mutex<Option<StdinCopy>>,
     keep: Mutex<Vec<OwnedFd>>,
     master: Option<Arc<OwnedFd>>,
     out_done: Mutex<Option<Receiver<()>>>,
@@ -41,8 +42,56 @@ pub struct Io {
 pub struct Pending {
     io: Io,
     console: Option<UnixStream>,
-    stdin: Option<OwnedFd>,
+    stdin: Option<String>,
     out: Option<OwnedFd>,
+}
+
+/// Copies containerd's stdin FIFO into the process's input until either
+/// side ends or CloseIO.
+struct StdinCopy {
+    path: String,
+    target: Arc<Mutex<Option<Arc<OwnedFd>>>>,
+}
+
+impl StdinCopy {
+    fn start(path: &str, target: Arc<OwnedFd>) -> StdinCopy {
+        let target = Arc::new(Mutex::new(Some(target)));
+        let (p, t) = (path.to_string(), target.clone());
+        let _ = std::thread::Builder::new()
+            .name("stdin".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                // Blocks until containerd's writer is there.
+                let Ok(fifo) = open(Path::new(&p), libc::O_RDONLY) else {
+                    return;
+                };
+                let mut fifo = File::from(fifo);
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    let n = match fifo.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let to = t.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    match to {
+                        Some(fd) if berth::sys::write_all_fd(fd.as_fd(), &buf[..n]).is_ok() => {}
+                        _ => break,
+                    }
+                }
+                t.lock().unwrap_or_else(|e| e.into_inner()).take();
+            });
+        StdinCopy {
+            path: path.to_string(),
+            target,
+        }
+    }
+
+    fn close(&self) {
+        self.target.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // A copier still waiting in open() for a writer that never came:
+        // be that writer for a moment, so it sees EOF and ends.
+        let _ = open(Path::new(&self.path), libc::O_WRONLY | libc::O_NONBLOCK);
+    }
 }
 
 fn open(path: &Path, flags: i32) -> Result<OwnedFd, String> {
@@ -64,17 +113,24 @@ fn dev_null(flags: i32) -> Result<OwnedFd, String> {
     open(Path::new("/dev/null"), flags)
 }
 
-/// The read end of the stdin FIFO for the container, plus the shim's
-/// writer that keeps it from seeing EOF too early.
-fn open_stdin(path: &str) -> Result<(OwnedFd, Option<OwnedFd>), String> {
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both fds were just created and are ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The container's stdin: /dev/null, or the read end of a pipe the shim
+/// feeds from containerd's FIFO.
+fn open_stdin(path: &str) -> Result<(OwnedFd, Option<StdinCopy>), String> {
     if path.is_empty() {
         return Ok((dev_null(libc::O_RDONLY)?, None));
     }
-    let p = Path::new(path);
-    let r = open(p, libc::O_RDONLY | libc::O_NONBLOCK)?;
-    clear_nonblock(&r);
-    let keeper = open(p, libc::O_WRONLY | libc::O_NONBLOCK).ok();
-    Ok((r, keeper))
+    let (r, w) = pipe()?;
+    Ok((r, Some(StdinCopy::start(path, Arc::new(w)))))
 }
 
 enum Output {
@@ -133,15 +189,6 @@ fn start_logger(
     id: &str,
     ns: &str,
 ) -> Result<(OwnedFd, OwnedFd), String> {
-    let pipe = || -> Result<(OwnedFd, OwnedFd), String> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two fds we then own.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: both fds were just created and are ours.
-        Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-    };
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (ready_r, ready_w) = pipe()?;
@@ -159,7 +206,7 @@ fn start_logger(
             // Move the sources above the targets first so none is clobbered.
             let mut high = [0; 3];
             for (i, fd) in fds.iter().enumerate() {
-                high[i] = libc::fcntl(*fd, libc::F_DUPFD, 10);
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10);
                 if high[i] < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -178,10 +225,17 @@ fn start_logger(
     // The shim's reaper reaps it like any other child.
     std::mem::forget(child);
     drop((out_r, err_r, ready_w));
-    // Ready when the logger closes fd 5 (or exits).
-    let mut f = File::from(ready_r);
-    let mut b = [0u8; 1];
-    let _ = f.read(&mut b);
+    // Ready when the logger closes fd 5 (or exits); a logger that never
+    // says so must not hang the Create call.
+    let mut pfd = libc::pollfd {
+        fd: ready_r.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own.
+    if unsafe { libc::poll(&mut pfd, 1, 10_000) } <= 0 {
+        return Err(format!("logger {path} did not get ready within 10s"));
+    }
     Ok((out_w, err_w))
 }
 
@@ -190,13 +244,7 @@ pub fn prepare(s: &Stdio, id: &str, ns: &str) -> Result<(berth::ProcessIo, Pendi
     let mut keep = Vec::new();
     if s.terminal {
         let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
-        let (stdin, keeper) = if s.stdin.is_empty() {
-            (None, None)
-        } else {
-            let (r, k) = open_stdin(&s.stdin)?;
-            (Some(r), k)
-        };
-        *io.stdin_keeper.get_mut().unwrap() = keeper;
+        let stdin = (!s.stdin.is_empty()).then(|| s.stdin.clone());
         let out = match open_output(&s.stdout, &mut keep)? {
             Output::Fd(fd) => Some(fd),
             Output::Binary { path, args } => Some(start_logger(&path, &args, id, ns)?.0),
@@ -220,8 +268,8 @@ pub fn prepare(s: &Stdio, id: &str, ns: &str) -> Result<(berth::ProcessIo, Pendi
             },
         ));
     }
-    let (stdin, keeper) = open_stdin(&s.stdin)?;
-    *io.stdin_keeper.get_mut().unwrap() = keeper;
+    let (stdin, copier) = open_stdin(&s.stdin)?;
+    *io.stdin.get_mut().unwrap() = copier;
     let (out, err) = match open_output(&s.stdout, &mut keep)? {
         Output::Binary { path, args } => start_logger(&path, &args, id, ns)?,
         Output::Fd(out) => {
@@ -293,8 +341,8 @@ impl Pending {
             copy_thread("pty-out", from, Arc::new(out), Some(tx));
             *self.io.out_done.get_mut().unwrap() = Some(rx);
         }
-        if let Some(input) = self.stdin.take() {
-            copy_thread("pty-in", input, master.clone(), None);
+        if let Some(path) = self.stdin.take() {
+            *self.io.stdin.get_mut().unwrap() = Some(StdinCopy::start(&path, master.clone()));
         }
         self.io.master = Some(master);
         Ok(self.io)
@@ -303,10 +351,9 @@ impl Pending {
 
 impl Io {
     pub fn close_stdin(&self) {
-        self.stdin_keeper
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        if let Some(c) = self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            c.close();
+        }
     }
 
     pub fn resize(&self, width: u32, height: u32) -> Result<(), String> {

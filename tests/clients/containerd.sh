@@ -13,6 +13,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+. "$HERE/lib.sh"
 BERTH=${BERTH_BIN:-$ROOT/target/x86_64-unknown-linux-gnu/debug/berth}
 RUNC=${RUNC_BIN:-/usr/sbin/runc}
 SUITES=("$@"); [ ${#SUITES[@]} -gt 0 ] || SUITES=(trixie sid)
@@ -37,15 +38,7 @@ OUT="$W/image" bash "$HERE/build-image.sh" > "$W/build-image.log" 2>&1 || { cat 
 start_containerd() { # dir
   local d=$1
   mkdir -p "$d"
-  cat > "$d/config.toml" <<EOF
-version = 2
-root = "$d/root"
-state = "$d/state"
-[grpc]
-  address = "$d/containerd.sock"
-[ttrpc]
-  address = "$d/containerd.sock.ttrpc"
-EOF
+  ctd_base_config "$d" 2 > "$d/config.toml"
   PATH="$(dirname "$SHIM"):$BIN:$PATH" "$BIN/containerd" --config "$d/config.toml" > "$d/containerd.log" 2>&1 &
   CTD_PID=$!
   for _ in $(seq 100); do [ -S "$d/containerd.sock" ] && break; sleep 0.1; done
@@ -142,6 +135,45 @@ shim_scenarios() {
   r=$(grep -F '"c-ev2"' "$ev" | grep -oE '/tasks/(exec-added|exec-started|paused|resumed)' | tr '\n' ' ')
   check "exec and pause events" "/tasks/exec-added /tasks/exec-started /tasks/paused /tasks/resumed " "$r"
   grep '/tasks/oom' "$ev" | grep -qF '"c-oom"' && ok "$LABEL OOM event" || bad "$LABEL OOM event: $(grep oom "$ev" | head -2)"
+  # IO: output of a process that exits at once, stdin to EOF (CloseIO),
+  # the terminal size (ResizePty), file:// and binary:// log URIs.
+  r=$("${RUN[@]}" --rm "$I" c-seq seq 1 20000 2>&1 | wc -l)
+  check "all output of a process that exits at once" 20000 "$r"
+  r=$(printf 'one\ntwo\n' | "${RUN[@]}" --rm "$I" c-cat cat 2>&1 | tr '\n' ' ')
+  check "stdin to EOF (CloseIO)" "one two " "$r"
+  r=$(script -qec "stty rows 11 cols 77; ${RUN[*]} -t --rm $I c-size sh -c 'sleep 0.5; stty size'" /dev/null 2>&1 | tr -d '\r' | grep -oE '[0-9]+ [0-9]+$' | tail -1)
+  check "terminal size (ResizePty)" "11 77" "$r"
+  "${RUN[@]}" --rm --log-uri "file://$D/file.log" "$I" c-file sh -c 'echo to-file; echo err-file >&2' >/dev/null 2>&1
+  r=$(sort "$D/file.log" 2>/dev/null | tr '\n' ' ')
+  check "file:// log URI" "err-file to-file " "$r"
+  cat > "$D/logger" <<EOT
+#!/bin/sh
+exec 5>&-
+cat <&3 > "$D/binary.out" &
+cat <&4 > "$D/binary.err" &
+wait
+EOT
+  chmod +x "$D/logger"
+  "${RUN[@]}" --rm --log-uri "binary://$D/logger" "$I" c-bin sh -c 'echo to-bin; echo err-bin >&2' >/dev/null 2>&1
+  sleep 0.2
+  r="$(cat "$D/binary.out" 2>/dev/null) $(cat "$D/binary.err" 2>/dev/null)"
+  check "binary:// logger" "to-bin err-bin" "$r"
+  # Unsupported RPCs fail cleanly, and the shim reaps every child.
+  "${RUN[@]}" -d "$I" c-cp sleep 1000 >/dev/null 2>&1
+  for n in 1 2 3; do $CTR task exec --exec-id z$n c-cp sh -c 'sleep 0.1 & exit 0' >/dev/null 2>&1; done
+  r=$($CTR task checkpoint c-cp 2>&1); case "$r" in *"not implemented"*|*"not support"*|*"checkpoint"*) ok "$LABEL checkpoint refused";; *) bad "$LABEL checkpoint: $r";; esac
+  local cp_init cp_shim zombies=0 p
+  cp_init=$($CTR task ls 2>/dev/null | awk '$1=="c-cp" {print $2}')
+  cp_shim=$(awk '{print $4}' "/proc/$cp_init/stat" 2>/dev/null)
+  sleep 0.3
+  for p in /proc/[0-9]*/stat; do
+    read -r -a f < "$p" 2>/dev/null || continue
+    [ "${f[3]}" = "$cp_shim" ] && [ "${f[2]}" = Z ] && zombies=$((zombies+1))
+  done
+  check "no zombie children of the shim" 0 "$zombies"
+  check "shim alive after checkpoint" 1 "$([ -d "/proc/$cp_shim" ] && echo 1)"
+  $CTR task kill -s SIGKILL c-cp >/dev/null 2>&1; sleep 0.2
+  $CTR task rm c-cp >/dev/null 2>&1; $CTR c rm c-cp >/dev/null 2>&1
   # kill -9 of the shim, then `ctr task rm` cleans up through `shim delete`.
   "${RUN[@]}" -d "$I" c-k9 sleep 1000 >/dev/null 2>&1
   local init shim
