@@ -13,7 +13,7 @@ use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::EventsClient;
 use protobuf::well_known_types::any::Any;
 use protobuf::well_known_types::timestamp::Timestamp;
-use protobuf::MessageFull;
+use protobuf::Message;
 
 pub fn now() -> Timestamp {
     timestamp(SystemTime::now())
@@ -28,10 +28,12 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
 }
 
 /// An Any as containerd's typeurl makes it for a proto message: the type
-/// URL is the message's full name.
-pub fn any<M: MessageFull>(m: &M) -> Any {
+/// URL is the message's full name, `package.Name`. Named here rather than
+/// taken from protobuf's reflection, which would build every descriptor of
+/// the file in the shim's heap.
+pub fn any<M: Message>(package: &str, m: &M) -> Any {
     let mut a = Any::new();
-    a.type_url = M::descriptor().full_name().to_string();
+    a.type_url = format!("{package}.{}", M::NAME);
     a.value = m.write_to_bytes().unwrap_or_default();
     a
 }
@@ -56,12 +58,13 @@ impl Publisher {
         }
     }
 
-    pub fn publish<M: MessageFull>(&self, topic: &str, event: &M) {
+    /// Publishes one of containerd's task events (package containerd.events).
+    pub fn publish<M: Message>(&self, topic: &str, event: &M) {
         let mut env = Envelope::new();
         env.timestamp = protobuf::MessageField::some(now());
         env.namespace = self.namespace.clone();
         env.topic = topic.to_string();
-        env.event = protobuf::MessageField::some(any(event));
+        env.event = protobuf::MessageField::some(any("containerd.events", event));
         let _ = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(env);
     }
 }

@@ -10,9 +10,9 @@ use protobuf::MessageField;
 
 pub fn to_any(s: &Stats, unified: bool) -> Any {
     if unified {
-        crate::events::any(&to_v2(s))
+        crate::events::any("io.containerd.cgroups.v2", &to_v2(s))
     } else {
-        crate::events::any(&to_v1(s))
+        crate::events::any("io.containerd.cgroups.v1", &to_v1(s))
     }
 }
 

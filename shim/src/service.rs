@@ -214,28 +214,25 @@ impl Shim {
         }
     }
 
-    fn watch_oom(&self, c: &Container) {
+    fn watch_oom(self: &Arc<Self>, c: &Container) {
         let Ok(mut w) = c.rt.oom_watcher(&c.id) else {
             return;
         };
         let id = c.id.clone();
-        let ns = self.namespace.clone();
+        let shim = self.clone();
         let _ = std::thread::Builder::new()
             .name("oom".into())
             .stack_size(64 * 1024)
-            .spawn(move || {
-                let events = Publisher::start(&ns);
-                loop {
-                    match w.wait(None) {
-                        Ok(true) => {
-                            let mut e = TaskOOM::new();
-                            e.container_id = id.clone();
-                            events.publish("/tasks/oom", &e);
-                        }
-                        Ok(false) if w.cgroup_removed() => break,
-                        Ok(false) => {}
-                        Err(_) => break,
+            .spawn(move || loop {
+                match w.wait(None) {
+                    Ok(true) => {
+                        let mut e = TaskOOM::new();
+                        e.container_id = id.clone();
+                        shim.events.publish("/tasks/oom", &e);
                     }
+                    Ok(false) if w.cgroup_removed() => break,
+                    Ok(false) => {}
+                    Err(_) => break,
                 }
             });
     }
@@ -499,7 +496,7 @@ impl Task for Service {
             if let Some(exec_id) = execs.get(&pid) {
                 let mut d = ProcessDetails::new();
                 d.exec_id = exec_id.clone();
-                pi.info = MessageField::some(any(&d));
+                pi.info = MessageField::some(any("containerd.runc.v1", &d));
             }
             resp.processes.push(pi);
         }
@@ -714,6 +711,10 @@ impl Task for Service {
 
 /// The daemon `start` launched: serves until Shutdown.
 pub fn serve(f: &Flags) -> Result<(), String> {
+    // One malloc arena: the shim is mostly idle threads, and an arena per
+    // thread costs memory in every pod for no speed that matters here.
+    // SAFETY: mallopt before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let set = reaper::block_signals();
     berth::sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
         .map_err(|e| format!("becoming a subreaper: {e}"))?;
@@ -753,7 +754,9 @@ pub fn serve(f: &Flags) -> Result<(), String> {
         .register_service(v2)
         .set_thread_count_default(2)
         .set_thread_count_min(1)
-        .set_thread_count_max(64);
+        // The maximum counts idle workers only (a blocked Wait is busy):
+        // a burst of calls leaves at most this many threads behind.
+        .set_thread_count_max(3);
     server.start().map_err(|e| format!("ttrpc server: {e}"))?;
     reaper::run(&set);
     if !shim.socket.is_empty() {
