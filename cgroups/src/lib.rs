@@ -370,6 +370,15 @@ impl Manager {
         dispatch!(self, m => m.dirs())
     }
 
+    /// On a unified (cgroup v2) host, the container's cgroup directory: a
+    /// new process can be born in it (clone3 with CLONE_INTO_CGROUP).
+    pub fn unified_dir(&self) -> Option<PathBuf> {
+        match self {
+            Manager::V2(m) => Some(m.dir()),
+            Manager::V1(_) => None,
+        }
+    }
+
     /// The directories [`Manager::create`] made (parents first).
     pub fn created(&self) -> &[PathBuf] {
         dispatch!(self, m => m.created())

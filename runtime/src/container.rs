@@ -7,6 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use oci_spec::runtime::{
     LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespaceType, LinuxResources, Spec,
@@ -235,6 +236,7 @@ impl Runtime {
             console.as_ref().map(|c| c.as_fd()),
             stdio.as_ref(),
             pass_fds,
+            cgroup.unified_dir().as_deref(),
             |pid| {
                 undo.track(pid);
                 cgroup.add_process(pid)?;
@@ -625,6 +627,7 @@ impl Runtime {
             console.as_ref().map(|c| c.as_fd()),
             stdio.as_ref(),
             o.preserve_fds,
+            cg.as_ref().and_then(|c| c.unified_dir()).as_deref(),
             |pid| {
                 if let Ok(fd) = sys::pidfd_open(pid) {
                     procs.push((pid, fd));
@@ -787,6 +790,7 @@ pub(crate) fn spawn_init(
     console: Option<std::os::fd::BorrowedFd<'_>>,
     stdio: Option<&[OwnedFd; 3]>,
     preserve_fds: u32,
+    cgroup: Option<&Path>,
     placed: impl FnOnce(i32) -> Result<()>,
 ) -> Result<(Channel, i32)> {
     let mut boot = boot;
@@ -812,12 +816,37 @@ pub(crate) fn spawn_init(
         .flatten()
         .map(|f: &OwnedFd| f.as_raw_fd())
         .collect();
-    let child = loop {
+    let pid = loop {
         let exe = selfexe::protected()?;
         let bind = match &exe {
             selfexe::Protected::ReadOnlyBind(_, c) => Some(c.clone()),
             selfexe::Protected::Memfd(_) => None,
         };
+        if let Some(dir) = cgroup.filter(|_| !CLONE_INTO_CGROUP_REFUSED.load(Ordering::Relaxed)) {
+            let plan = crate::spawn::Plan {
+                exe: &exe.exec_path(),
+                bind: bind.as_ref(),
+                env: vec![(SYNC_FD_ENV.to_string(), sock.as_raw_fd().to_string())],
+                stdio: stdio.map(|s| [s[0].as_raw_fd(), s[1].as_raw_fd(), s[2].as_raw_fd()]),
+                inherit: &inherit,
+                cgroup: dir,
+            };
+            match crate::spawn::spawn_into_cgroup(&plan) {
+                Ok(Some(pid)) => {
+                    crate::logging::debug("init started in its cgroup with CLONE_INTO_CGROUP");
+                    break pid;
+                }
+                Ok(None) => {
+                    crate::logging::debug("CLONE_INTO_CGROUP refused; moving the init instead");
+                    CLONE_INTO_CGROUP_REFUSED.store(true, Ordering::Relaxed);
+                }
+                Err(_) if bind.is_some() => {
+                    selfexe::bind_failed();
+                    continue;
+                }
+                Err(e) => return Err(Error::sys("starting berth init", e)),
+            }
+        }
         let mut cmd = Command::new(exe.exec_path());
         cmd.arg0("berth")
             .arg("init")
@@ -844,14 +873,13 @@ pub(crate) fn spawn_init(
             });
         }
         match cmd.spawn() {
-            Ok(c) => break c,
+            Ok(c) => break c.id() as i32,
             Err(_) if matches!(exe, selfexe::Protected::ReadOnlyBind(..)) => {
                 selfexe::bind_failed();
             }
             Err(e) => return Err(Error::sys("starting berth init", e)),
         }
     };
-    let pid = child.id() as i32;
     drop(sock);
     drop(fifo);
     drop(console);
@@ -866,6 +894,10 @@ pub(crate) fn spawn_init(
     ch.send(&Msg::Bootstrap(Box::new(boot)))?;
     Ok((ch, pid))
 }
+
+/// Set once the kernel refused clone3 with CLONE_INTO_CGROUP: later
+/// spawns go straight to Command and cgroup.procs.
+static CLONE_INTO_CGROUP_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Takes the listener fd that follows a `SeccompListener` message and
 /// hands it to the agent.

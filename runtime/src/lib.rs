@@ -14,6 +14,7 @@ pub mod process;
 pub mod rootfs;
 pub mod safepath;
 pub mod selfexe;
+pub mod spawn;
 pub mod spec;
 pub mod state;
 pub mod sys;

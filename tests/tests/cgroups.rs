@@ -234,3 +234,33 @@ fn bad_resource_values_fail_create_and_leave_no_cgroup() {
         assert_nothing_left(&b, &id);
     }
 }
+
+#[test]
+fn init_is_born_in_its_cgroup_on_cgroup_v2() {
+    let mut b = Bundle::new("clone-into");
+    b.args(&["/bin/sh", "-c", "exit 0"]);
+    let id = b.id("c");
+    b.write_config();
+    let log = b.dir.join("debug.log");
+    let out = b
+        .berth()
+        .arg("--debug")
+        .arg("--log")
+        .arg(&log)
+        .args(["run", "--bundle"])
+        .arg(&b.dir)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let born = text.contains("init started in its cgroup with CLONE_INTO_CGROUP");
+    if host_is_cgroup_v1() {
+        assert!(!born, "no clone into a v1 cgroup: {text}");
+    } else {
+        assert!(
+            born,
+            "v2: the init should be cloned into its cgroup: {text}"
+        );
+    }
+}
