@@ -158,15 +158,17 @@ impl OomWatcher {
     fn consume(&mut self) -> Result<bool> {
         match &mut self.inner {
             Inner::V1 { efd, dir, .. } => {
-                match efd.read() {
-                    Ok(_) => {}
+                let count = match efd.read() {
+                    Ok(n) => n,
                     Err(Errno::EAGAIN) => return Ok(false),
                     Err(e) => return Err(errno_err(dir, e)),
-                }
-                // The same event announces the cgroup's removal.
+                };
+                // The same eventfd announces the cgroup's removal, adding
+                // one to the count: more than that means an OOM came first
+                // (a watcher scheduled late reads both at once).
                 if !dir.join("cgroup.event_control").exists() {
                     self.removed = true;
-                    return Ok(false);
+                    return Ok(count >= 2);
                 }
                 Ok(true)
             }

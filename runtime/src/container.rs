@@ -379,16 +379,19 @@ impl Runtime {
 
     pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
         let saved = self.store.load(id)?;
+        // --all reaches what is left in the cgroup even after the init
+        // exited (a container without a pid namespace of its own), as
+        // runc's does.
+        if all {
+            if let Some(cg) = &saved.cgroup {
+                return cg.signal_all(signal).map_err(Error::from);
+            }
+        }
         let status = self.store.status(&saved);
         if status == Status::Stopped {
             return Err(Error::State(format!(
                 "cannot kill container {id}: it is not running"
             )));
-        }
-        if all {
-            if let Some(cg) = &saved.cgroup {
-                return cg.signal_all(signal).map_err(Error::from);
-            }
         }
         let fd = sys::pidfd_open(saved.pid).ctx(|| format!("container {id} init {}", saved.pid))?;
         sys::pidfd_send_signal(fd.as_fd(), signal).ctx(|| format!("signalling container {id}"))
@@ -746,11 +749,24 @@ fn relay_console(pair: Option<UnixStream>) -> Result<Option<crate::tty::Proxy>> 
 }
 
 /// Where the time of a command goes, logged at debug level (`--debug`):
-/// the per-phase breakdown the benchmarks report.
+/// the per-phase breakdown the benchmarks report, with the process's peak
+/// RSS (VmHWM) at the end of each phase.
 struct Phases {
     what: &'static str,
     last: std::time::Instant,
-    marks: Vec<(&'static str, std::time::Duration)>,
+    marks: Vec<(&'static str, std::time::Duration, u64)>,
+}
+
+/// VmHWM of this process in KiB, 0 if unknown.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 impl Phases {
@@ -764,8 +780,13 @@ impl Phases {
 
     fn mark(&mut self, phase: &'static str) {
         let now = std::time::Instant::now();
-        self.marks.push((phase, now - self.last));
-        self.last = now;
+        let hwm = if crate::logging::debug_enabled() {
+            peak_rss_kib()
+        } else {
+            0
+        };
+        self.marks.push((phase, now - self.last, hwm));
+        self.last = std::time::Instant::now();
     }
 
     fn report(&self) {
@@ -773,7 +794,7 @@ impl Phases {
             let parts: Vec<String> = self
                 .marks
                 .iter()
-                .map(|(p, d)| format!("{p}={:.3}ms", d.as_secs_f64() * 1000.0))
+                .map(|(p, d, hwm)| format!("{p}={:.3}ms/{hwm}KiB", d.as_secs_f64() * 1000.0))
                 .collect();
             crate::logging::debug(&format!("{} phases: {}", self.what, parts.join(" ")));
         }

@@ -115,6 +115,10 @@ fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // A hook starts with no signal blocked, whatever berth's caller (a
+    // `run` forwarding signals, the shim's reaper) blocked.
+    // SAFETY: the closure only calls sigprocmask, which is async-signal-safe.
+    unsafe { cmd.pre_exec(crate::sys::reset_signal_mask) };
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     // Both pipes are served from threads so that a hook that neither reads
     // its stdin nor stops writing to stderr cannot block us past the timeout.

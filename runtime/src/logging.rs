@@ -37,7 +37,9 @@ fn write(level: &str, msg: &str) {
     let Some(cfg) = CONFIG.get() else { return };
     let Some(path) = &cfg.path else {
         if level != "error" {
-            eprintln!("berth: {level}: {msg}");
+            // Never eprintln!: it panics when stderr is a pipe or FIFO whose
+            // reader is gone (the shim logs into containerd's FIFO).
+            let _ = writeln!(std::io::stderr(), "berth: {level}: {msg}");
         }
         return;
     };

@@ -176,6 +176,23 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
 }
 
 /// Marks every fd from `first` upwards close-on-exec.
+/// Unblocks every signal in the calling thread: for a child between fork
+/// and exec, which would otherwise keep the mask of the thread that forked
+/// it (std's Command resets SIGPIPE's disposition, not the mask), and a
+/// shell with SIGCHLD blocked waits for its children for ever.
+/// Async-signal-safe.
+pub fn reset_signal_mask() -> io::Result<()> {
+    // SAFETY: builds an empty set and installs it; no allocation.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range only changes fd flags.
     let r = unsafe {

@@ -38,8 +38,14 @@ pub fn any<M: Message>(package: &str, m: &M) -> Any {
     a
 }
 
+enum Msg {
+    Event(Envelope),
+    /// Answered once every event queued before it was forwarded.
+    Flush(Sender<()>),
+}
+
 pub struct Publisher {
-    tx: Mutex<Sender<Envelope>>,
+    tx: Mutex<Sender<Msg>>,
     namespace: String,
 }
 
@@ -49,7 +55,7 @@ impl Publisher {
         let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         std::thread::Builder::new()
             .name("events".into())
-            .stack_size(128 * 1024)
+            .stack_size(256 * 1024)
             .spawn(move || forward_loop(&address, rx))
             .expect("spawning the events thread");
         Publisher {
@@ -65,7 +71,25 @@ impl Publisher {
         env.namespace = self.namespace.clone();
         env.topic = topic.to_string();
         env.event = protobuf::MessageField::some(any("containerd.events", event));
-        let _ = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(env);
+        let _ = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Msg::Event(env));
+    }
+
+    /// Waits (at most `timeout`) until every event published so far has
+    /// been forwarded: what the shim does before it exits.
+    pub fn flush(&self, timeout: Duration) {
+        let (tx, rx) = channel();
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Msg::Flush(tx));
+        if sent.is_ok() {
+            let _ = rx.recv_timeout(timeout);
+        }
     }
 }
 
@@ -77,14 +101,18 @@ fn connect(address: &str) -> Option<EventsClient> {
         .map(EventsClient::new)
 }
 
-fn forward_loop(address: &str, rx: Receiver<Envelope>) {
-    if address.is_empty() {
-        // Nobody to tell (started by hand, not by containerd).
-        for _ in rx {}
-        return;
-    }
+fn forward_loop(address: &str, rx: Receiver<Msg>) {
     let mut client: Option<EventsClient> = None;
-    for env in rx {
+    for msg in rx {
+        let env = match msg {
+            Msg::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            // Nobody to tell (started by hand, not by containerd).
+            Msg::Event(_) if address.is_empty() => continue,
+            Msg::Event(env) => env,
+        };
         let mut req = ForwardRequest::new();
         req.envelope = protobuf::MessageField::some(env);
         let give_up = Instant::now() + Duration::from_secs(120);
@@ -103,7 +131,7 @@ fn forward_loop(address: &str, rx: Receiver<Envelope>) {
                 }
             }
             if Instant::now() > give_up {
-                berth::logging::error("dropping an event: containerd unreachable for 2 minutes");
+                berth::logging::warn("dropping an event: containerd unreachable for 2 minutes");
                 break;
             }
             std::thread::sleep(pause);

@@ -55,6 +55,9 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &str) -> ExitCode {
-    eprintln!("containerd-shim-berth-v2: {e}");
+    // Not eprintln!: the daemon's stderr is containerd's log FIFO, which
+    // may have lost its reader.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "containerd-shim-berth-v2: {e}");
     ExitCode::FAILURE
 }

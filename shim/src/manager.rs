@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
@@ -23,6 +24,10 @@ const GROUP_ANNOTATIONS: [&str; 2] = [
 
 /// Where containerd's own shims put their sockets.
 const SOCKET_DIR: &str = "/run/containerd/s";
+
+/// In the bundle: the state root the container was created under, for
+/// `delete` after the shim that knew it is gone.
+pub const ROOT_FILE: &str = "berth-root";
 
 /// berth's state root for a containerd namespace, as runc's shim uses
 /// /run/containerd/runc/<namespace>.
@@ -73,10 +78,15 @@ pub fn start(f: &Flags) -> Result<(), String> {
         // A shim already serves this pod.
         return reply(f, &bundle, &address);
     }
+    // Only root may talk to a shim: the socket is 0600 whatever the umask.
+    // SAFETY: umask only changes this process's file creation mask.
+    let old = unsafe { libc::umask(0o077) };
     std::fs::create_dir_all(SOCKET_DIR).map_err(|e| format!("mkdir {SOCKET_DIR}: {e}"))?;
     let _ = std::fs::remove_file(&sock);
-    let listener =
-        UnixListener::bind(&sock).map_err(|e| format!("listen on {}: {e}", sock.display()))?;
+    let listener = UnixListener::bind(&sock);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = listener.map_err(|e| format!("listen on {}: {e}", sock.display()))?;
     let lfd = listener.as_raw_fd();
     let exe = std::env::current_exe().map_err(|e| format!("finding the shim binary: {e}"))?;
     let mut cmd = Command::new(exe);
@@ -190,7 +200,11 @@ pub fn delete(f: &Flags) -> Result<(), String> {
     } else {
         PathBuf::from(&f.bundle)
     };
-    let rt = berth::Runtime::new(runtime_root(&f.namespace), false);
+    let root = std::fs::read(bundle.join(ROOT_FILE))
+        .ok()
+        .map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)))
+        .unwrap_or_else(|| runtime_root(&f.namespace));
+    let rt = berth::Runtime::new(root, false);
     let pid = rt.state(&f.id).map(|s| s.pid).unwrap_or(0);
     if let Err(e) = rt.delete(&f.id, true) {
         eprintln!("containerd-shim-berth-v2: deleting {}: {e}", f.id);

@@ -58,29 +58,27 @@ pub fn exit_code(status: i32) -> i32 {
     }
 }
 
-/// Reaps every exited child and runs the watchers of those that had one.
+/// Reaps every exited child and runs the watchers of those that had one,
+/// still under the guard: whoever holds it (Kill, say) sees a process
+/// either alive or already marked exited, never reaped but unmarked, when
+/// its pid could already be reused. Watchers must be quick and must not
+/// take the guard.
 pub fn reap_all() {
-    let mut exited = Vec::new();
-    {
-        let _g = guard();
-        loop {
-            let mut status = 0;
-            // SAFETY: plain syscall; WNOHANG never blocks.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                break;
-            }
-            exited.push((pid, exit_code(status)));
+    let _g = guard();
+    loop {
+        let mut status = 0;
+        // SAFETY: plain syscall; WNOHANG never blocks.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
         }
-    }
-    for (pid, code) in exited {
         let cb = reaper()
             .watched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&pid);
         if let Some(cb) = cb {
-            cb(code);
+            cb(exit_code(status));
         }
     }
 }

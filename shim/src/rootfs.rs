@@ -2,7 +2,8 @@
 //! (an overlay, or a bind) in the Create request and the shim mounts them
 //! on `<bundle>/rootfs`, and unmounts them on delete.
 
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
 
 use containerd_shim_protos::types::mount::Mount;
 
@@ -26,10 +27,26 @@ pub fn mount_all(mounts: &[Mount], rootfs: &Path) -> Result<(), String> {
 
 fn mount_one(m: &Mount, rootfs: &Path) -> Result<(), String> {
     let o = berth::mounts::parse(&m.options)?;
+    // A target inside the image (rare: containerd mounts onto the rootfs
+    // itself) is resolved inside the rootfs, so a symlink in an
+    // already-mounted layer cannot lead the mount onto the host.
+    let _held;
     let target = if m.target.is_empty() {
         rootfs.to_path_buf()
     } else {
-        rootfs.join(m.target.trim_start_matches('/'))
+        let root = berth::sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(|e| e.to_string())?;
+        let fd = berth::sys::openat2(
+            Some(root.as_fd()),
+            Path::new(m.target.trim_start_matches('/')),
+            libc::O_PATH,
+            0,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        )
+        .map_err(|e| format!("target {}: {e}", m.target))?;
+        let p = PathBuf::from(berth::sys::proc_fd_path(fd.as_raw_fd()));
+        _held = fd;
+        p
     };
     let mut flags = o.flags;
     if o.bind {

@@ -61,6 +61,8 @@ struct PState {
     status: PStatus,
     exit_status: u32,
     exited_at: Option<SystemTime>,
+    /// Its TaskExit is on its way to containerd (or it never started).
+    published: bool,
 }
 
 /// A container's init or one of its exec'd processes.
@@ -84,6 +86,7 @@ impl Proc {
                 status: PStatus::Created,
                 exit_status: 0,
                 exited_at: None,
+                published: false,
             }),
             cv: Condvar::new(),
             io: Mutex::new(None),
@@ -108,6 +111,55 @@ impl Proc {
         st.exit_status = code as u32;
         st.exited_at = Some(SystemTime::now());
         self.cv.notify_all();
+    }
+
+    fn set_published(&self) {
+        lock(&self.st).published = true;
+        self.cv.notify_all();
+    }
+
+    /// A process that will never run (its start failed, or it is deleted
+    /// before it started): waiters get `code` and no TaskExit is sent.
+    fn abandon(&self, code: i32) {
+        let mut st = lock(&self.st);
+        if st.status == PStatus::Created {
+            st.status = PStatus::Stopped;
+            st.exit_status = code as u32;
+            st.exited_at = Some(SystemTime::now());
+        }
+        st.published = true;
+        self.cv.notify_all();
+    }
+
+    /// Running, or exited with its TaskExit not yet sent.
+    fn exit_pending(&self) -> bool {
+        let st = lock(&self.st);
+        st.status == PStatus::Running || (st.status == PStatus::Stopped && !st.published)
+    }
+
+    /// Waits until the exit is known (`published`: and its TaskExit sent);
+    /// None when `timeout` ran out first.
+    fn wait_for(&self, published: bool, timeout: Option<Duration>) -> Option<(u32, SystemTime)> {
+        let mut st = lock(&self.st);
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let done = |st: &PState| st.status == PStatus::Stopped && (!published || st.published);
+        while !done(&st) {
+            match deadline {
+                None => st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    st = self
+                        .cv
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        Some((st.exit_status, st.exited_at.unwrap_or_else(SystemTime::now)))
     }
 
     fn wait_exit(&self, timeout: Option<Duration>) -> (u32, SystemTime) {
@@ -177,20 +229,34 @@ impl Shim {
     }
 
     /// What happens when a process of a container is reaped.
+    /// Runs on the reaper, under its guard: records the exit at once (so
+    /// State, Wait and Kill see it), and sends TaskExit once a terminal's
+    /// last output is through and, for an init, once the exits of the
+    /// container's other processes have gone first.
     fn on_exit(self: &Arc<Self>, c: &Arc<Container>, p: &Arc<Proc>, code: i32) {
-        let terminal = p.stdio.terminal;
+        p.set_exited(code);
+        let is_init = p.exec_id.is_empty();
+        let slow = p.stdio.terminal
+            || (is_init && (!c.own_pid_ns || lock(&c.execs).values().any(|e| e.exit_pending())));
         let (shim, c, p) = (self.clone(), c.clone(), p.clone());
         let finish = move || {
             if let Some(io) = p.io() {
                 io.drain();
             }
-            let is_init = p.exec_id.is_empty();
-            if is_init && !c.own_pid_ns {
-                let _g = reaper::guard();
-                let _ = c.rt.kill(&c.id, libc::SIGKILL, true);
+            if is_init {
+                if !c.own_pid_ns {
+                    // Nothing else kills them: no pid namespace dies here.
+                    let _g = reaper::guard();
+                    let _ = c.rt.kill(&c.id, libc::SIGKILL, true);
+                }
+                let execs: Vec<Arc<Proc>> = lock(&c.execs).values().cloned().collect();
+                for e in execs {
+                    if lock(&e.st).status != PStatus::Created {
+                        e.wait_for(true, Some(Duration::from_secs(5)));
+                    }
+                }
             }
             let pid = p.pid();
-            p.set_exited(code);
             let (status, at) = p.wait_exit(Some(Duration::ZERO));
             let mut e = TaskExit::new();
             e.container_id = c.id.clone();
@@ -203,11 +269,12 @@ impl Shim {
             e.exit_status = status;
             e.exited_at = MessageField::some(timestamp(at));
             shim.events.publish("/tasks/exit", &e);
+            p.set_published();
         };
-        if terminal {
-            // Draining a terminal may take a moment: not on the reaper.
+        if slow {
+            // Waiting may take a moment: not on the reaper.
             let _ = std::thread::Builder::new()
-                .stack_size(64 * 1024)
+                .stack_size(1024 * 1024)
                 .spawn(finish);
         } else {
             finish();
@@ -222,7 +289,7 @@ impl Shim {
         let shim = self.clone();
         let _ = std::thread::Builder::new()
             .name("oom".into())
-            .stack_size(64 * 1024)
+            .stack_size(256 * 1024)
             .spawn(move || loop {
                 match w.wait(None) {
                     Ok(true) => {
@@ -290,6 +357,9 @@ impl Task for Service {
             stderr: req.stderr.clone(),
             terminal: req.terminal,
         };
+        // Under the guard from here: a logger the shim starts is its child
+        // too, and std's spawn waits for it if its exec fails.
+        let g = reaper::guard();
         let (pio, pending) = stdio::prepare(&sio, &req.id, &shim.namespace).map_err(|e| {
             undo_mount();
             rpc_err(Code::INVALID_ARGUMENT, format!("stdio: {e}"))
@@ -318,7 +388,11 @@ impl Task for Service {
             execs: Mutex::new(HashMap::new()),
             own_pid_ns,
         });
-        let g = reaper::guard();
+        // `delete` after a lost shim must find the state where it is.
+        let _ = std::fs::write(
+            bundle.join(manager::ROOT_FILE),
+            rt.store.root.as_os_str().as_encoded_bytes(),
+        );
         let created = match rt.create_with_io(&opts, pio) {
             Ok(c) => c,
             Err(e) => {
@@ -389,8 +463,14 @@ impl Task for Service {
             ));
         }
         let spec = p.spec.clone().expect("exec processes have a spec");
-        let (pio, pending) = stdio::prepare(&p.stdio, &c.id, &shim.namespace)
-            .map_err(|e| rpc_err(Code::INVALID_ARGUMENT, format!("stdio: {e}")))?;
+        let g = reaper::guard();
+        let (pio, pending) = match stdio::prepare(&p.stdio, &c.id, &shim.namespace) {
+            Ok(x) => x,
+            Err(e) => {
+                p.abandon(255);
+                return Err(rpc_err(Code::INVALID_ARGUMENT, format!("stdio: {e}")));
+            }
+        };
         let o = ExecOptions {
             id: c.id.clone(),
             process: spec,
@@ -400,8 +480,14 @@ impl Task for Service {
             preserve_fds: 0,
             ignore_paused: false,
         };
-        let g = reaper::guard();
-        let pid = c.rt.exec_with_io(&o, pio).map_err(berth_err)?;
+        let pid = match c.rt.exec_with_io(&o, pio) {
+            Ok(pid) => pid,
+            Err(e) => {
+                // Its Wait must not hang for ever.
+                p.abandon(255);
+                return Err(berth_err(e));
+            }
+        };
         {
             let mut st = lock(&p.st);
             st.pid = pid;
@@ -435,6 +521,7 @@ impl Task for Service {
                     format!("process {} is still running", p.exec_id),
                 ));
             }
+            p.abandon(255);
             lock(&c.execs).remove(&req.exec_id);
             if let Some(io) = p.io() {
                 io.close();
@@ -460,8 +547,14 @@ impl Task for Service {
                 }
             }
         }
-        // A container deleted before it started was killed just now.
-        let (status, at) = p.wait_exit(Some(Duration::from_secs(5)));
+        // A container deleted before it started was killed just now; its
+        // TaskExit goes before TaskDelete.
+        let Some((status, at)) = p.wait_for(true, Some(Duration::from_secs(10))) else {
+            return Err(rpc_err(
+                Code::DEADLINE_EXCEEDED,
+                format!("container {}: its init's exit was not seen", c.id),
+            ));
+        };
         if c.rootfs_mounted {
             rootfs::unmount(&c.bundle.join("rootfs"));
         }
@@ -533,16 +626,13 @@ impl Task for Service {
         let sig = req.signal as i32;
         let finished = || rpc_err(Code::NOT_FOUND, "process already finished");
         if !req.exec_id.is_empty() {
-            if p.stopped() {
+            // Under the guard a process is either alive or already marked
+            // exited: its pid cannot have been reaped and reused unseen.
+            let _g = reaper::guard();
+            if p.stopped() || lock(&p.st).status == PStatus::Created {
                 return Err(finished());
             }
-            let pid = p.pid();
-            let fd = berth::sys::pidfd_open(pid).map_err(|_| finished())?;
-            // Checked again under the pidfd: the pid may have been reaped
-            // and reused since.
-            if p.stopped() {
-                return Err(finished());
-            }
+            let fd = berth::sys::pidfd_open(p.pid()).map_err(|_| finished())?;
             berth::sys::pidfd_send_signal(std::os::fd::AsFd::as_fd(&fd), sig)
                 .map_err(|e| rpc_err(Code::UNKNOWN, e))?;
             return Ok(Empty::new());
@@ -699,12 +789,16 @@ impl Task for Service {
         if !lock(&self.0.containers).is_empty() {
             return Ok(Empty::new());
         }
-        // Exit after this reply is on its way.
-        let _ = std::thread::Builder::new().stack_size(64 * 1024).spawn(|| {
-            std::thread::sleep(Duration::from_millis(20));
-            // SAFETY: signalling ourselves.
-            unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
-        });
+        // Exit after this reply is on its way and every event is out.
+        let shim = self.0.clone();
+        let _ = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                shim.events.flush(Duration::from_secs(5));
+                // SAFETY: signalling ourselves.
+                unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+            });
         Ok(Empty::new())
     }
 }
@@ -724,8 +818,13 @@ pub fn serve(f: &Flags) -> Result<(), String> {
         libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
         0,
     ) {
-        // SAFETY: dup2 onto stderr of an fd we own.
-        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&fd), 2) };
+        // Blocking from here: a full FIFO must slow the log, not lose it.
+        // SAFETY: fcntl and dup2 onto stderr of an fd we own.
+        unsafe {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            libc::fcntl(raw, libc::F_SETFL, libc::O_WRONLY);
+            libc::dup2(raw, 2);
+        }
     }
     berth::logging::init(None, berth::logging::Format::Text, f.debug);
     let listener = manager::inherited_listener()?;

@@ -200,9 +200,11 @@ fn start_logger(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: dup2 is async-signal-safe; the sources are open in the child.
+    // SAFETY: sigprocmask, fcntl and dup2 are async-signal-safe; the
+    // sources are open in the child.
     unsafe {
         cmd.pre_exec(move || {
+            berth::sys::reset_signal_mask()?;
             // Move the sources above the targets first so none is clobbered.
             let mut high = [0; 3];
             for (i, fd) in fds.iter().enumerate() {
@@ -346,6 +348,12 @@ impl Pending {
         }
         self.io.master = Some(master);
         Ok(self.io)
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        self.close_stdin();
     }
 }
 

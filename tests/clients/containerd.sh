@@ -158,6 +158,22 @@ EOT
   sleep 0.2
   r="$(cat "$D/binary.out" 2>/dev/null) $(cat "$D/binary.err" 2>/dev/null)"
   check "binary:// logger" "to-bin err-bin" "$r"
+  r=0; for p in /proc/[0-9]*; do tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q "^/bin/sh $D/logger" && r=$((r+1)); done
+  check "the logger exits with its container" 0 "$r"
+  # An exec that cannot start fails at once (its Wait does not hang); the
+  # init's exit takes the container's other processes with it even without
+  # a pid namespace of its own.
+  "${RUN[@]}" -d "$I" c-bad sleep 1000 >/dev/null 2>&1
+  timeout 20 $CTR task exec --exec-id bad c-bad /nonexistent >/dev/null 2>&1
+  r=$?; [ "$r" != 0 ] && [ "$r" != 124 ] && ok "$LABEL exec of a missing binary fails promptly" || bad "$LABEL exec of a missing binary: status $r"
+  $CTR task kill -s SIGKILL c-bad >/dev/null 2>&1; sleep 0.2
+  $CTR task rm c-bad >/dev/null 2>&1; $CTR c rm c-bad >/dev/null 2>&1
+  r=$("${RUN[@]}" --rm --with-ns "pid:/proc/$$/ns/pid" "$I" c-hostpid sh -c 'sleep 1000 >/dev/null 2>&1 & echo $!' 2>/dev/null | tr -d '\r')
+  sleep 0.3
+  if [ -n "$r" ] && [ -d "/proc/$r" ] && grep -q sleep "/proc/$r/comm" 2>/dev/null; then
+    bad "$LABEL host pid namespace: the container's child $r outlived its init"; kill -9 "$r" 2>/dev/null
+  elif [ -n "$r" ]; then ok "$LABEL host pid namespace: the init's exit kills the rest"
+  else bad "$LABEL host pid namespace: no pid reported"; fi
   # Unsupported RPCs fail cleanly, and the shim reaps every child.
   "${RUN[@]}" -d "$I" c-cp sleep 1000 >/dev/null 2>&1
   for n in 1 2 3; do $CTR task exec --exec-id z$n c-cp sh -c 'sleep 0.1 & exit 0' >/dev/null 2>&1; done
