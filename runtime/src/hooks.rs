@@ -129,16 +129,28 @@ fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
             let _ = stdin.write_all(&data);
         })
     });
-    let errors = child.stderr.take().map(|mut e| {
+    // What the hook wrote to stderr (its first 64 KiB), kept where berth can
+    // take it without waiting for end-of-file: a process the hook left
+    // behind may hold the pipe open for ever.
+    let collected = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (eof_tx, eof_rx) = std::sync::mpsc::channel::<()>();
+    if let Some(mut e) = child.stderr.take() {
+        let buf = collected.clone();
         std::thread::spawn(move || {
             use std::io::Read;
-            let mut buf = Vec::new();
-            let _ = (&mut e).take(64 * 1024).read_to_end(&mut buf);
+            let mut chunk = [0u8; 4096];
             // Keep draining so the hook never blocks on a full pipe.
-            let _ = std::io::copy(&mut e, &mut std::io::sink());
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    });
+            while let Ok(n) = e.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                let mut b = buf.lock().unwrap_or_else(|p| p.into_inner());
+                let room = (64 * 1024usize).saturating_sub(b.len());
+                b.extend_from_slice(&chunk[..n.min(room)]);
+            }
+            drop(eof_tx);
+        });
+    }
     let pidfd = crate::sys::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
     let timeout_ms = h
         .timeout()
@@ -153,7 +165,10 @@ fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
     if let Some(t) = input {
         let _ = t.join();
     }
-    let stderr = errors.and_then(|t| t.join().ok()).unwrap_or_default();
+    // The hook has exited: its own output is in the pipe already.
+    let _ = eof_rx.recv_timeout(std::time::Duration::from_millis(200));
+    let stderr =
+        String::from_utf8_lossy(&collected.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
     if status.success() {
         return Ok(());
     }

@@ -14,7 +14,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
-BERTH=${BERTH_BIN:-$ROOT/target/x86_64-unknown-linux-gnu/debug/berth}
+BERTH=${BERTH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-gnu/debug/berth}
 RUNC=${RUNC_BIN:-/usr/sbin/runc}
 SUITES=("$@"); [ ${#SUITES[@]} -gt 0 ] || SUITES=(trixie sid)
 W=$(mktemp -d /tmp/berth-containerd.XXXXXX)

@@ -9,7 +9,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-BERTH=${BERTH_BIN:-$ROOT/target/x86_64-unknown-linux-gnu/debug/berth}
+BERTH=${BERTH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-gnu/debug/berth}
 RUNC=${RUNC_BIN:-/usr/sbin/runc}
 W=$(mktemp -d /tmp/berth-podman.XXXXXX)
 PASS=0; FAIL=0

@@ -243,6 +243,61 @@ fn hooks_run_in_order_with_state_on_stdin() {
 }
 
 #[test]
+fn a_hook_that_leaves_a_process_behind_does_not_hold_up_create() {
+    // The hook's child keeps the hook's stderr open for a minute: berth must
+    // not wait for that pipe to close once the hook itself has exited.
+    let mut b = Bundle::new("hookchild");
+    let pidfile = b.dir.join("sleeper.pid");
+    let script = format!(
+        "sleep 60 </dev/null >/dev/null & echo $! > {}; echo left >&2; exit 5",
+        pidfile.display()
+    );
+    b.config["hooks"] =
+        json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
+    b.write_config();
+    let id = b.id("h");
+    let mut child = b
+        .berth()
+        .args(["create", "--bundle", b.dir.to_str().unwrap(), &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    assert!(
+        wait_until(|| {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        }),
+        "create still waiting on the hook's stderr"
+    );
+    assert_eq!(status.unwrap().code(), Some(1));
+    let mut e = String::new();
+    use std::io::Read;
+    // The sleep holds the write end: read only what is there.
+    let mut err = child.stderr.take().unwrap();
+    berth_nonblock(&err);
+    let _ = err.read_to_string(&mut e);
+    if let Some(pid) = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+    {
+        // SAFETY: kill of the sleep this test's hook started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(e.contains("status 5") && e.contains("left"), "{e}");
+    assert_nothing_left(&b, &id);
+}
+
+fn berth_nonblock(f: &impl std::os::fd::AsRawFd) {
+    // SAFETY: fcntl on an fd the test owns.
+    unsafe {
+        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+}
+
+#[test]
 fn a_failing_hook_fails_create_and_cleans_up() {
     let mut b = Bundle::new("badhook");
     b.config["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 3"]}]});
