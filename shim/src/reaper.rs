@@ -1,22 +1,36 @@
 //! Reaping. The shim is the child subreaper of every container process: it
 //! reaps all of them and reports each exit once, to whoever watches the pid.
 //!
-//! berth's library also waits for children of its own (hooks, the
-//! intermediate process of an exec), by pid. A `waitpid(-1)` here could
-//! take such a status first, so every call into the library that may fork
-//! holds [`guard`], and reaping happens only while nobody does. Pids to
-//! report are registered under that same guard, before it is released, so
-//! an exit can never be reaped before its watcher exists.
+//! berth's library, called from the ttrpc worker threads, also waits for
+//! children of its own (hooks, an exec's intermediate process) by pid, so
+//! the shim must never take their statuses. It never calls a plain
+//! `waitpid(-1)`: the main thread reaps (1) the pids it was asked to watch,
+//! by pid, and (2) with `__WNOTHREAD`, only its *own* children, which are
+//! the orphans the kernel reparents to this subreaper (and the children of
+//! a worker thread that exited). Children a worker thread forked and waits
+//! for are never touched, so library calls need no lock against reaping,
+//! and a slow hook in one container never delays another's exit.
+//!
+//! An exec'd process is an orphan (its intermediate parent exits) and can
+//! be reaped by (2) before its watcher is registered: such exits are kept
+//! for a moment and handed to the watcher when it comes, if they happened
+//! after the process was started.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 type OnExit = Box<dyn FnOnce(i32) + Send>;
 
 #[derive(Default)]
 struct Reaper {
-    lock: Mutex<()>,
+    /// Held while a reaped exit is being recorded, and by Kill: a process
+    /// is seen either alive or already marked exited, never reaped (its pid
+    /// free for reuse) but not yet marked.
+    marks: Mutex<()>,
     watched: Mutex<HashMap<i32, OnExit>>,
+    /// Exits of pids nobody watched (yet): pid → (status, when reaped).
+    unclaimed: Mutex<HashMap<i32, (i32, Instant)>>,
 }
 
 fn reaper() -> &'static Reaper {
@@ -24,28 +38,40 @@ fn reaper() -> &'static Reaper {
     R.get_or_init(Reaper::default)
 }
 
-/// Held around library calls that fork and wait for their own children.
-pub fn guard() -> MutexGuard<'static, ()> {
-    reaper().lock.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held by Kill around "is it still running? then signal it".
+pub fn marks() -> MutexGuard<'static, ()> {
+    lock(&reaper().marks)
 }
 
 /// Calls `f` with the exit status (128+N for signal N) when `pid` is
-/// reaped. Register while holding [`guard`].
-pub fn watch(pid: i32, f: impl FnOnce(i32) + Send + 'static) {
-    reaper()
-        .watched
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(pid, Box::new(f));
-}
-
-/// Stops watching `pid` (a process that was never started).
-pub fn unwatch(pid: i32) {
-    reaper()
-        .watched
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&pid);
+/// reaped. `since`: a moment before the process was started, to tell its
+/// own early exit from an older process that had the same pid.
+pub fn watch(pid: i32, since: Instant, f: impl FnOnce(i32) + Send + 'static) {
+    let early = {
+        let _m = marks();
+        let early = lock(&reaper().unclaimed)
+            .remove(&pid)
+            .filter(|(_, at)| *at >= since);
+        if early.is_none() {
+            lock(&reaper().watched).insert(pid, Box::new(f));
+            None
+        } else {
+            early.map(|(code, _)| (code, f))
+        }
+    };
+    match early {
+        Some((code, f)) => f(code),
+        // It may have exited before it was watched, a child of a worker
+        // thread that SIGCHLD already woke the reaper for: look again.
+        // SAFETY: signalling ourselves.
+        None => unsafe {
+            libc::kill(libc::getpid(), libc::SIGCHLD);
+        },
+    }
 }
 
 pub fn exit_code(status: i32) -> i32 {
@@ -58,27 +84,39 @@ pub fn exit_code(status: i32) -> i32 {
     }
 }
 
-/// Reaps every exited child and runs the watchers of those that had one,
-/// still under the guard: whoever holds it (Kill, say) sees a process
-/// either alive or already marked exited, never reaped but unmarked, when
-/// its pid could already be reused. Watchers must be quick and must not
-/// take the guard.
+/// Reaps what is the shim's to reap and runs the watchers of those that
+/// had one. Watchers run on the reaper and must be quick.
 pub fn reap_all() {
-    let _g = guard();
+    let r = reaper();
+    // (1) Watched pids, whichever thread's children they are.
+    let pids: Vec<i32> = lock(&r.watched).keys().copied().collect();
+    for pid in pids {
+        let _m = marks();
+        let mut status = 0;
+        // SAFETY: waitpid on one pid; WNOHANG never blocks.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            if let Some(cb) = lock(&r.watched).remove(&pid) {
+                cb(exit_code(status));
+            }
+        }
+    }
+    // (2) This thread's own children: orphans.
     loop {
+        let _m = marks();
         let mut status = 0;
         // SAFETY: plain syscall; WNOHANG never blocks.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WNOTHREAD) };
         if pid <= 0 {
             break;
         }
-        let cb = reaper()
-            .watched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&pid);
-        if let Some(cb) = cb {
-            cb(exit_code(status));
+        let code = exit_code(status);
+        match lock(&r.watched).remove(&pid) {
+            Some(cb) => cb(code),
+            None => {
+                let mut u = lock(&r.unclaimed);
+                u.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(60));
+                u.insert(pid, (code, Instant::now()));
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use berth::state::Status as BerthStatus;
 use berth::{CreateOptions, ExecOptions, Runtime};
@@ -73,6 +73,10 @@ struct Proc {
     st: Mutex<PState>,
     cv: Condvar,
     io: Mutex<Option<Arc<Io>>>,
+    /// Held from starting the process until its start event is published,
+    /// and by whoever publishes its exit: TaskExit never overtakes
+    /// TaskCreate, TaskStart or TaskExecStarted.
+    order: Mutex<()>,
 }
 
 impl Proc {
@@ -90,6 +94,7 @@ impl Proc {
             }),
             cv: Condvar::new(),
             io: Mutex::new(None),
+            order: Mutex::new(()),
         }
     }
 
@@ -228,57 +233,61 @@ impl Shim {
         Ok((c, p))
     }
 
-    /// What happens when a process of a container is reaped.
-    /// Runs on the reaper, under its guard: records the exit at once (so
-    /// State, Wait and Kill see it), and sends TaskExit once a terminal's
-    /// last output is through and, for an init, once the exits of the
-    /// container's other processes have gone first.
+    /// What happens when a process of a container is reaped. Runs on the
+    /// reaper: records the exit at once (so State, Wait and Kill see it),
+    /// and sends TaskExit after the process's own start events, once a
+    /// terminal's last output is through and, for an init, once the exits
+    /// of the container's other processes have gone first. Anything that
+    /// may wait happens on a thread of its own.
     fn on_exit(self: &Arc<Self>, c: &Arc<Container>, p: &Arc<Proc>, code: i32) {
         p.set_exited(code);
         let is_init = p.exec_id.is_empty();
         let slow = p.stdio.terminal
             || (is_init && (!c.own_pid_ns || lock(&c.execs).values().any(|e| e.exit_pending())));
-        let (shim, c, p) = (self.clone(), c.clone(), p.clone());
-        let finish = move || {
-            if let Some(io) = p.io() {
-                io.drain();
+        if !slow {
+            if let Ok(_order) = p.order.try_lock() {
+                self.send_exit(c, p);
+                return;
             }
-            if is_init {
-                if !c.own_pid_ns {
-                    // Nothing else kills them: no pid namespace dies here.
-                    let _g = reaper::guard();
-                    let _ = c.rt.kill(&c.id, libc::SIGKILL, true);
+        }
+        let (shim, c, p) = (self.clone(), c.clone(), p.clone());
+        let _ = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || {
+                let _order = lock(&p.order);
+                if let Some(io) = p.io() {
+                    io.drain();
                 }
-                let execs: Vec<Arc<Proc>> = lock(&c.execs).values().cloned().collect();
-                for e in execs {
-                    if lock(&e.st).status != PStatus::Created {
-                        e.wait_for(true, Some(Duration::from_secs(5)));
+                if p.exec_id.is_empty() {
+                    if !c.own_pid_ns {
+                        // Nothing else kills them: no pid namespace dies here.
+                        let _ = c.rt.kill(&c.id, libc::SIGKILL, true);
+                    }
+                    let execs: Vec<Arc<Proc>> = lock(&c.execs).values().cloned().collect();
+                    for e in execs {
+                        if lock(&e.st).status != PStatus::Created {
+                            e.wait_for(true, Some(Duration::from_secs(5)));
+                        }
                     }
                 }
-            }
-            let pid = p.pid();
-            let (status, at) = p.wait_exit(Some(Duration::ZERO));
-            let mut e = TaskExit::new();
-            e.container_id = c.id.clone();
-            e.id = if is_init {
-                c.id.clone()
-            } else {
-                p.exec_id.clone()
-            };
-            e.pid = pid as u32;
-            e.exit_status = status;
-            e.exited_at = MessageField::some(timestamp(at));
-            shim.events.publish("/tasks/exit", &e);
-            p.set_published();
-        };
-        if slow {
-            // Waiting may take a moment: not on the reaper.
-            let _ = std::thread::Builder::new()
-                .stack_size(1024 * 1024)
-                .spawn(finish);
+                shim.send_exit(&c, &p);
+            });
+    }
+
+    fn send_exit(&self, c: &Container, p: &Proc) {
+        let (status, at) = p.wait_exit(Some(Duration::ZERO));
+        let mut e = TaskExit::new();
+        e.container_id = c.id.clone();
+        e.id = if p.exec_id.is_empty() {
+            c.id.clone()
         } else {
-            finish();
-        }
+            p.exec_id.clone()
+        };
+        e.pid = p.pid() as u32;
+        e.exit_status = status;
+        e.exited_at = MessageField::some(timestamp(at));
+        self.events.publish("/tasks/exit", &e);
+        p.set_published();
     }
 
     fn watch_oom(self: &Arc<Self>, c: &Container) {
@@ -357,9 +366,6 @@ impl Task for Service {
             stderr: req.stderr.clone(),
             terminal: req.terminal,
         };
-        // Under the guard from here: a logger the shim starts is its child
-        // too, and std's spawn waits for it if its exec fails.
-        let g = reaper::guard();
         let (pio, pending) = stdio::prepare(&sio, &req.id, &shim.namespace).map_err(|e| {
             undo_mount();
             rpc_err(Code::INVALID_ARGUMENT, format!("stdio: {e}"))
@@ -393,6 +399,8 @@ impl Task for Service {
             bundle.join(manager::ROOT_FILE),
             rt.store.root.as_os_str().as_encoded_bytes(),
         );
+        let since = Instant::now();
+        let g = lock(&init.order);
         let created = match rt.create_with_io(&opts, pio) {
             Ok(c) => c,
             Err(e) => {
@@ -403,18 +411,18 @@ impl Task for Service {
         };
         let pid = created.pid;
         lock(&init.st).pid = pid;
-        let (s2, c2, p2) = (shim.clone(), c.clone(), init.clone());
-        reaper::watch(pid, move |code| s2.on_exit(&c2, &p2, code));
         match pending.finish() {
             Ok(io) => *lock(&init.io) = Some(Arc::new(io)),
             Err(e) => {
-                reaper::unwatch(pid);
                 let _ = rt.delete(&req.id, true);
+                reaper::watch(pid, since, |_| {});
                 drop(g);
                 undo_mount();
                 return Err(rpc_err(Code::UNKNOWN, e));
             }
         }
+        let (s2, c2, p2) = (shim.clone(), c.clone(), init.clone());
+        reaper::watch(pid, since, move |code| s2.on_exit(&c2, &p2, code));
         lock(&shim.containers).insert(req.id.clone(), c.clone());
         let mut e = TaskCreate::new();
         e.container_id = req.id.clone();
@@ -440,7 +448,7 @@ impl Task for Service {
         let (c, p) = shim.process(&req.id, &req.exec_id)?;
         let mut resp = StartResponse::new();
         if req.exec_id.is_empty() {
-            let g = reaper::guard();
+            let g = lock(&p.order);
             c.rt.start(&c.id).map_err(berth_err)?;
             {
                 let mut st = lock(&p.st);
@@ -463,7 +471,8 @@ impl Task for Service {
             ));
         }
         let spec = p.spec.clone().expect("exec processes have a spec");
-        let g = reaper::guard();
+        let since = Instant::now();
+        let g = lock(&p.order);
         let (pio, pending) = match stdio::prepare(&p.stdio, &c.id, &shim.namespace) {
             Ok(x) => x,
             Err(e) => {
@@ -494,11 +503,11 @@ impl Task for Service {
             st.status = PStatus::Running;
         }
         let (s2, c2, p2) = (shim.clone(), c.clone(), p.clone());
-        reaper::watch(pid, move |code| s2.on_exit(&c2, &p2, code));
         match pending.finish() {
             Ok(io) => *lock(&p.io) = Some(Arc::new(io)),
             Err(e) => berth::logging::warn(&format!("exec {}: {e}", p.exec_id)),
         }
+        reaper::watch(pid, since, move |code| s2.on_exit(&c2, &p2, code));
         let mut e = TaskExecStarted::new();
         e.container_id = c.id.clone();
         e.exec_id = p.exec_id.clone();
@@ -539,12 +548,9 @@ impl Task for Service {
                 format!("container {} must be stopped before it is deleted", c.id),
             ));
         }
-        {
-            let _g = reaper::guard();
-            if let Err(e) = c.rt.delete(&c.id, true) {
-                if !matches!(e, berth::Error::NotFound(_)) {
-                    return Err(berth_err(e));
-                }
+        if let Err(e) = c.rt.delete(&c.id, true) {
+            if !matches!(e, berth::Error::NotFound(_)) {
+                return Err(berth_err(e));
             }
         }
         // A container deleted before it started was killed just now; its
@@ -626,9 +632,10 @@ impl Task for Service {
         let sig = req.signal as i32;
         let finished = || rpc_err(Code::NOT_FOUND, "process already finished");
         if !req.exec_id.is_empty() {
-            // Under the guard a process is either alive or already marked
-            // exited: its pid cannot have been reaped and reused unseen.
-            let _g = reaper::guard();
+            // Under the marks lock a process is either alive or already
+            // marked exited: its pid cannot have been reaped and reused
+            // unseen.
+            let _m = reaper::marks();
             if p.stopped() || lock(&p.st).status == PStatus::Created {
                 return Err(finished());
             }

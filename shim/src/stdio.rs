@@ -224,7 +224,8 @@ fn start_logger(
     let child = cmd
         .spawn()
         .map_err(|e| format!("starting logger {path}: {e}"))?;
-    // The shim's reaper reaps it like any other child.
+    // The shim's reaper reaps it when it exits.
+    crate::reaper::watch(child.id() as i32, std::time::Instant::now(), |_| {});
     std::mem::forget(child);
     drop((out_r, err_r, ready_w));
     // Ready when the logger closes fd 5 (or exits); a logger that never
