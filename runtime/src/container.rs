@@ -912,7 +912,15 @@ pub(crate) fn spawn_init(
         }
         return Err(e);
     }
-    ch.send(&Msg::Bootstrap(Box::new(boot)))?;
+    if let Err(e) = ch.send(&Msg::Bootstrap(Box::new(boot))) {
+        // Nobody else would ever reap it (the shim reaps only its own).
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        return Err(e);
+    }
     Ok((ch, pid))
 }
 

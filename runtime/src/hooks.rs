@@ -151,7 +151,14 @@ fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
             drop(eof_tx);
         });
     }
-    let pidfd = crate::sys::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
+    let pidfd = match crate::sys::pidfd_open(child.id() as i32) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.to_string());
+        }
+    };
     let timeout_ms = h
         .timeout()
         .map_or(-1, |t| t.saturating_mul(1000).min(i32::MAX as i64) as i32);

@@ -11,14 +11,15 @@
 //! for are never touched, so library calls need no lock against reaping,
 //! and a slow hook in one container never delays another's exit.
 //!
-//! An exec'd process is an orphan (its intermediate parent exits) and can
-//! be reaped by (2) before its watcher is registered: such exits are kept
-//! for a moment and handed to the watcher when it comes, if they happened
-//! after the process was started.
+//! Every process the shim watches (an init, an exec'd process, a logger)
+//! is a child of the worker thread that started it (an exec's second fork
+//! uses CLONE_PARENT), which the shim never reaps with (2) while that
+//! thread lives; so no watched exit can be reaped before its watcher is
+//! registered. When a worker thread exits, its children go to the main
+//! thread, and (2) finds their watchers.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
 
 type OnExit = Box<dyn FnOnce(i32) + Send>;
 
@@ -29,8 +30,6 @@ struct Reaper {
     /// free for reuse) but not yet marked.
     marks: Mutex<()>,
     watched: Mutex<HashMap<i32, OnExit>>,
-    /// Exits of pids nobody watched (yet): pid → (status, when reaped).
-    unclaimed: Mutex<HashMap<i32, (i32, Instant)>>,
 }
 
 fn reaper() -> &'static Reaper {
@@ -47,31 +46,14 @@ pub fn marks() -> MutexGuard<'static, ()> {
     lock(&reaper().marks)
 }
 
-/// Calls `f` with the exit status (128+N for signal N) when `pid` is
-/// reaped. `since`: a moment before the process was started, to tell its
-/// own early exit from an older process that had the same pid.
-pub fn watch(pid: i32, since: Instant, f: impl FnOnce(i32) + Send + 'static) {
-    let early = {
-        let _m = marks();
-        let early = lock(&reaper().unclaimed)
-            .remove(&pid)
-            .filter(|(_, at)| *at >= since);
-        if early.is_none() {
-            lock(&reaper().watched).insert(pid, Box::new(f));
-            None
-        } else {
-            early.map(|(code, _)| (code, f))
-        }
-    };
-    match early {
-        Some((code, f)) => f(code),
-        // It may have exited before it was watched, a child of a worker
-        // thread that SIGCHLD already woke the reaper for: look again.
-        // SAFETY: signalling ourselves.
-        None => unsafe {
-            libc::kill(libc::getpid(), libc::SIGCHLD);
-        },
-    }
+/// Calls `f` with the exit status (128+N for signal N) when `pid`, a
+/// child of the calling thread, is reaped.
+pub fn watch(pid: i32, f: impl FnOnce(i32) + Send + 'static) {
+    lock(&reaper().watched).insert(pid, Box::new(f));
+    // It may have exited already, and SIGCHLD woken the reaper before it
+    // was watched: have it look again.
+    // SAFETY: signalling ourselves.
+    unsafe { libc::kill(libc::getpid(), libc::SIGCHLD) };
 }
 
 pub fn exit_code(status: i32) -> i32 {
@@ -109,14 +91,9 @@ pub fn reap_all() {
         if pid <= 0 {
             break;
         }
-        let code = exit_code(status);
-        match lock(&r.watched).remove(&pid) {
-            Some(cb) => cb(code),
-            None => {
-                let mut u = lock(&r.unclaimed);
-                u.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(60));
-                u.insert(pid, (code, Instant::now()));
-            }
+        // An orphan nobody watches is simply gone.
+        if let Some(cb) = lock(&r.watched).remove(&pid) {
+            cb(exit_code(status));
         }
     }
 }

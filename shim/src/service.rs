@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use berth::state::Status as BerthStatus;
 use berth::{CreateOptions, ExecOptions, Runtime};
@@ -136,8 +136,11 @@ impl Proc {
         self.cv.notify_all();
     }
 
-    /// Running, or exited with its TaskExit not yet sent.
+    /// Being started, running, or exited with its TaskExit not yet sent.
     fn exit_pending(&self) -> bool {
+        if self.order.try_lock().is_err() {
+            return true;
+        }
         let st = lock(&self.st);
         st.status == PStatus::Running || (st.status == PStatus::Stopped && !st.published)
     }
@@ -250,10 +253,11 @@ impl Shim {
                 return;
             }
         }
-        let (shim, c, p) = (self.clone(), c.clone(), p.clone());
-        let _ = std::thread::Builder::new()
+        let (shim, c2, p2) = (self.clone(), c.clone(), p.clone());
+        let spawned = std::thread::Builder::new()
             .stack_size(1024 * 1024)
             .spawn(move || {
+                let (c, p) = (c2, p2);
                 let _order = lock(&p.order);
                 if let Some(io) = p.io() {
                     io.drain();
@@ -265,6 +269,8 @@ impl Shim {
                     }
                     let execs: Vec<Arc<Proc>> = lock(&c.execs).values().cloned().collect();
                     for e in execs {
+                        // An exec being started: let its Start finish.
+                        drop(lock(&e.order));
                         if lock(&e.st).status != PStatus::Created {
                             e.wait_for(true, Some(Duration::from_secs(5)));
                         }
@@ -272,6 +278,10 @@ impl Shim {
                 }
                 shim.send_exit(&c, &p);
             });
+        if spawned.is_err() {
+            // No thread to wait on: the exit still goes out, order aside.
+            self.send_exit(c, p);
+        }
     }
 
     fn send_exit(&self, c: &Container, p: &Proc) {
@@ -399,7 +409,6 @@ impl Task for Service {
             bundle.join(manager::ROOT_FILE),
             rt.store.root.as_os_str().as_encoded_bytes(),
         );
-        let since = Instant::now();
         let g = lock(&init.order);
         let created = match rt.create_with_io(&opts, pio) {
             Ok(c) => c,
@@ -415,14 +424,14 @@ impl Task for Service {
             Ok(io) => *lock(&init.io) = Some(Arc::new(io)),
             Err(e) => {
                 let _ = rt.delete(&req.id, true);
-                reaper::watch(pid, since, |_| {});
+                reaper::watch(pid, |_| {});
                 drop(g);
                 undo_mount();
                 return Err(rpc_err(Code::UNKNOWN, e));
             }
         }
         let (s2, c2, p2) = (shim.clone(), c.clone(), init.clone());
-        reaper::watch(pid, since, move |code| s2.on_exit(&c2, &p2, code));
+        reaper::watch(pid, move |code| s2.on_exit(&c2, &p2, code));
         lock(&shim.containers).insert(req.id.clone(), c.clone());
         let mut e = TaskCreate::new();
         e.container_id = req.id.clone();
@@ -464,15 +473,16 @@ impl Task for Service {
             drop(g);
             return Ok(resp);
         }
+        // Taken before the check: two Starts, or a Start and a Delete, of
+        // one exec are serialised here.
+        let g = lock(&p.order);
         if lock(&p.st).status != PStatus::Created {
             return Err(rpc_err(
                 Code::FAILED_PRECONDITION,
-                format!("process {} was already started", p.exec_id),
+                format!("process {} was already started or deleted", p.exec_id),
             ));
         }
         let spec = p.spec.clone().expect("exec processes have a spec");
-        let since = Instant::now();
-        let g = lock(&p.order);
         let (pio, pending) = match stdio::prepare(&p.stdio, &c.id, &shim.namespace) {
             Ok(x) => x,
             Err(e) => {
@@ -507,7 +517,7 @@ impl Task for Service {
             Ok(io) => *lock(&p.io) = Some(Arc::new(io)),
             Err(e) => berth::logging::warn(&format!("exec {}: {e}", p.exec_id)),
         }
-        reaper::watch(pid, since, move |code| s2.on_exit(&c2, &p2, code));
+        reaper::watch(pid, move |code| s2.on_exit(&c2, &p2, code));
         let mut e = TaskExecStarted::new();
         e.container_id = c.id.clone();
         e.exec_id = p.exec_id.clone();
@@ -523,6 +533,8 @@ impl Task for Service {
         let (c, p) = shim.process(&req.id, &req.exec_id)?;
         let mut resp = DeleteResponse::new();
         if !req.exec_id.is_empty() {
+            // Not while a Start of it is under way.
+            let _order = lock(&p.order);
             let status = lock(&p.st).status;
             if status == PStatus::Running {
                 return Err(rpc_err(

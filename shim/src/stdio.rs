@@ -225,7 +225,7 @@ fn start_logger(
         .spawn()
         .map_err(|e| format!("starting logger {path}: {e}"))?;
     // The shim's reaper reaps it when it exits.
-    crate::reaper::watch(child.id() as i32, std::time::Instant::now(), |_| {});
+    crate::reaper::watch(child.id() as i32, |_| {});
     std::mem::forget(child);
     drop((out_r, err_r, ready_w));
     // Ready when the logger closes fd 5 (or exits); a logger that never
