@@ -210,6 +210,11 @@ pub fn delete(f: &Flags) -> Result<(), String> {
         eprintln!("containerd-shim-berth-v2: deleting {}: {e}", f.id);
     }
     crate::rootfs::unmount(&bundle.join("rootfs"));
+    // The dead shim's socket, unless another shim of the pod still serves.
+    let sock = socket_path(f, &group_of(&bundle, &f.id));
+    if UnixStream::connect(&sock).is_err() {
+        let _ = std::fs::remove_file(&sock);
+    }
     let mut resp = containerd_shim_protos::shim::shim::DeleteResponse::new();
     resp.pid = pid.max(0) as u32;
     resp.exit_status = 128 + libc::SIGKILL as u32;

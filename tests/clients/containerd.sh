@@ -196,6 +196,8 @@ EOT
   init=$($CTR task ls 2>/dev/null | awk '$1=="c-k9" {print $2}')
   shim=$(awk '{print $4}' "/proc/$init/stat" 2>/dev/null)
   if [ -n "$shim" ] && tr '\0' ' ' < "/proc/$shim/cmdline" | grep -q containerd-shim-berth-v2; then
+    local sock
+    sock=$(tr '\0' '\n' < "/proc/$shim/cmdline" | grep -A1 '^-socket$' | tail -1)
     kill -9 "$shim"
     for _ in $(seq 50); do [ -d "/proc/$shim" ] || break; sleep 0.1; done
     $CTR task rm -f c-k9 >/dev/null 2>&1
@@ -207,6 +209,7 @@ EOT
     grep -q "/c-k9/rootfs" /proc/self/mounts && r="$r rootfs-mounted"
     [ -d /sys/fs/cgroup/pids/berth-test/c-k9 ] && r="$r cgroup-left"
     $CTR task ls 2>/dev/null | grep -q '^c-k9 ' && r="$r task-listed"
+    [ -S "$sock" ] && r="$r socket-left"
     check "kill -9 of the shim, then task rm cleans up" "" "$r"
   else
     bad "$LABEL kill -9 of the shim: no shim found (init $init, parent $shim)"
