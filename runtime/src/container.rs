@@ -4,10 +4,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use oci_spec::runtime::{
     LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespaceType, LinuxResources, Spec,
@@ -843,61 +840,24 @@ pub(crate) fn spawn_init(
             selfexe::Protected::ReadOnlyBind(_, c) => Some(c.clone()),
             selfexe::Protected::Memfd(_) => None,
         };
-        if let Some(dir) = cgroup.filter(|_| !CLONE_INTO_CGROUP_REFUSED.load(Ordering::Relaxed)) {
-            let plan = crate::spawn::Plan {
-                exe: &exe.exec_path(),
-                bind: bind.as_ref(),
-                env: vec![(SYNC_FD_ENV.to_string(), sock.as_raw_fd().to_string())],
-                stdio: stdio.map(|s| [s[0].as_raw_fd(), s[1].as_raw_fd(), s[2].as_raw_fd()]),
-                inherit: &inherit,
-                cgroup: dir,
-            };
-            match crate::spawn::spawn_into_cgroup(&plan) {
-                Ok(Some(pid)) => {
+        let plan = crate::spawn::Plan {
+            exe: &exe.exec_path(),
+            bind: bind.as_ref(),
+            env: vec![(SYNC_FD_ENV.to_string(), sock.as_raw_fd().to_string())],
+            stdio: stdio.map(|s| [s[0].as_raw_fd(), s[1].as_raw_fd(), s[2].as_raw_fd()]),
+            inherit: &inherit,
+            cgroup,
+        };
+        match crate::spawn::spawn_init(&plan) {
+            Ok((pid, born_in_cgroup)) => {
+                if born_in_cgroup {
                     crate::logging::debug("init started in its cgroup with CLONE_INTO_CGROUP");
-                    break pid;
                 }
-                Ok(None) => {
-                    crate::logging::debug("CLONE_INTO_CGROUP refused; moving the init instead");
-                    CLONE_INTO_CGROUP_REFUSED.store(true, Ordering::Relaxed);
-                }
-                Err(_) if bind.is_some() => {
-                    selfexe::bind_failed();
-                    continue;
-                }
-                Err(e) => return Err(Error::sys("starting berth init", e)),
+                break pid;
             }
-        }
-        let mut cmd = Command::new(exe.exec_path());
-        cmd.arg0("berth")
-            .arg("init")
-            .env(SYNC_FD_ENV, sock.as_raw_fd().to_string());
-        if let Some([i, o, e]) = stdio {
-            let dup = |f: &OwnedFd| f.try_clone().map_err(|e| Error::sys("dup", e));
-            cmd.stdin(dup(i)?).stdout(dup(o)?).stderr(dup(e)?);
-        }
-        let inherit = inherit.clone();
-        // SAFETY: the closure only makes raw syscalls (fcntl, unshare,
-        // mount), which are async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                for &fd in &inherit {
-                    let fl = libc::fcntl(fd, libc::F_GETFD);
-                    if fl >= 0 {
-                        libc::fcntl(fd, libc::F_SETFD, fl & !libc::FD_CLOEXEC);
-                    }
-                }
-                if let Some(exe) = &bind {
-                    selfexe::bind_in_child(exe)?;
-                }
-                Ok(())
-            });
-        }
-        match cmd.spawn() {
-            Ok(c) => break c.id() as i32,
-            Err(_) if matches!(exe, selfexe::Protected::ReadOnlyBind(..)) => {
-                selfexe::bind_failed();
-            }
+            // The bind could not be made in the child: fall back to the
+            // sealed copy and try again.
+            Err(_) if bind.is_some() => selfexe::bind_failed(),
             Err(e) => return Err(Error::sys("starting berth init", e)),
         }
     };
@@ -923,10 +883,6 @@ pub(crate) fn spawn_init(
     }
     Ok((ch, pid))
 }
-
-/// Set once the kernel refused clone3 with CLONE_INTO_CGROUP: later
-/// spawns go straight to Command and cgroup.procs.
-static CLONE_INTO_CGROUP_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Takes the listener fd that follows a `SeccompListener` message and
 /// hands it to the agent.

@@ -1,15 +1,17 @@
-//! Starting `berth init` directly inside the container's cgroup on cgroup
-//! v2: clone3 with CLONE_INTO_CGROUP, so the process is accounted and
-//! limited from its first instruction, with no window in the caller's
-//! cgroup and no write to cgroup.procs. std's Command cannot pass a cgroup
-//! to clone, hence this small fork-exec of its own; where the kernel
-//! refuses (no clone3, an older kernel), the caller falls back to Command
-//! and cgroup.procs.
+//! Starting `berth init`: a small fork-exec of berth's own, because std's
+//! Command can neither pass a cgroup to clone nor leave the signal mask
+//! empty. On cgroup v2 the child is born in the container's cgroup (clone3
+//! with CLONE_INTO_CGROUP), so it is accounted and limited from its first
+//! instruction, with no window in the caller's cgroup and no write to
+//! cgroup.procs; where the kernel refuses that (no clone3, v1), a plain
+//! fork, and the caller moves it. Between fork and exec the child makes
+//! only raw async-signal-safe syscalls: the caller may be multi-threaded.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The kernel's `struct clone_args` (version 2, with `cgroup`).
 #[repr(C)]
@@ -38,12 +40,18 @@ pub struct Plan<'a> {
     pub stdio: Option<[RawFd; 3]>,
     /// Fds to keep across exec (their close-on-exec flag is cleared).
     pub inherit: &'a [RawFd],
-    pub cgroup: &'a Path,
+    /// cgroup v2: the directory to be born in.
+    pub cgroup: Option<&'a Path>,
 }
 
-/// Forks and execs `exe init` born in `cgroup`. `Ok(None)`: the kernel
-/// cannot do that here; nothing was started.
-pub fn spawn_into_cgroup(plan: &Plan<'_>) -> std::io::Result<Option<i32>> {
+/// Set once the kernel refused clone3 with CLONE_INTO_CGROUP: later
+/// spawns fork, and the caller moves the child.
+static CLONE_INTO_CGROUP_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Forks and execs `exe init`; returns its pid and whether it was born in
+/// `plan.cgroup`. Errors from the child before exec (the bind, execve)
+/// come back as the error.
+pub fn spawn_init(plan: &Plan<'_>) -> std::io::Result<(i32, bool)> {
     let exe = crate::sys::cstring(plan.exe)?;
     let argv0 = c"berth";
     let argv1 = c"init";
@@ -66,49 +74,57 @@ pub fn spawn_into_cgroup(plan: &Plan<'_>) -> std::io::Result<Option<i32>> {
     }
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
     envp.push(std::ptr::null());
+    let (err_r, err_w) = crate::sys::pipe()?;
 
-    let cg = crate::sys::open(
-        plan.cgroup,
-        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        0,
-    )?;
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    let mut pid = -1;
+    let mut born_in_cgroup = false;
+    if let Some(dir) = plan
+        .cgroup
+        .filter(|_| !CLONE_INTO_CGROUP_REFUSED.load(Ordering::Relaxed))
+    {
+        let cg = crate::sys::open(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
+        let args = CloneArgs {
+            flags: CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: cg.as_raw_fd() as u64,
+            ..Default::default()
+        };
+        // SAFETY: clone3 with no new stack behaves as fork: the child runs
+        // on a copy of this stack and, below, makes only raw
+        // async-signal-safe syscalls before execve or _exit.
+        pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        } as i32;
+        if pid < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(
+                    libc::ENOSYS | libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP | libc::EPERM,
+                ) => {
+                    crate::logging::debug("CLONE_INTO_CGROUP refused; moving the init instead");
+                    CLONE_INTO_CGROUP_REFUSED.store(true, Ordering::Relaxed);
+                }
+                _ => return Err(e),
+            }
+        } else {
+            born_in_cgroup = true;
+        }
     }
-    // SAFETY: both were just created and are ours.
-    let (err_r, err_w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cg.as_raw_fd() as u64,
-        ..Default::default()
-    };
-    // SAFETY: clone3 with no new stack behaves as fork: the child runs on a
-    // copy of this stack and, below, makes only raw async-signal-safe
-    // syscalls before execve or _exit.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
+    if pid < 0 {
+        // SAFETY: as for clone3 above.
+        pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
     if pid == 0 {
         // SAFETY: in the child; see above.
         unsafe { child(plan, &exe, &argv, &envp, err_w.as_raw_fd()) }
     }
-    if pid < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOSYS | libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP | libc::EPERM) => {
-                Ok(None)
-            }
-            _ => Err(e),
-        };
-    }
-    let pid = pid as i32;
     drop(err_w);
     let mut buf = [0u8; 4];
     let n = loop {
@@ -120,7 +136,7 @@ pub fn spawn_into_cgroup(plan: &Plan<'_>) -> std::io::Result<Option<i32>> {
         break n;
     };
     if n == 0 {
-        return Ok(Some(pid));
+        return Ok((pid, born_in_cgroup));
     }
     // The child failed before exec: it reported errno and exits.
     // SAFETY: reaping our own child.
@@ -128,7 +144,7 @@ pub fn spawn_into_cgroup(plan: &Plan<'_>) -> std::io::Result<Option<i32>> {
     Err(std::io::Error::from_raw_os_error(i32::from_ne_bytes(buf)))
 }
 
-/// The child between clone3 and execve.
+/// The child between fork (or clone3) and execve.
 unsafe fn child(
     plan: &Plan<'_>,
     exe: &CStr,

@@ -176,6 +176,17 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
 }
 
 /// Marks every fd from `first` upwards close-on-exec.
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both were just created and are ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// Unblocks every signal in the calling thread: for a child between fork
 /// and exec, which would otherwise keep the mask of the thread that forked
 /// it (std's Command resets SIGPIPE's disposition, not the mask), and a
