@@ -63,6 +63,9 @@ pub struct ProcessIo {
 #[derive(Debug)]
 pub struct Created {
     pub pid: i32,
+    /// The container has a pid namespace of its own: its other processes
+    /// die with its init.
+    pub own_pid_ns: bool,
 }
 
 /// Everything `create` has made so far, undone on failure so a failed create
@@ -313,7 +316,10 @@ impl Runtime {
         undo.armed = false;
         drop(lock);
         phases.report();
-        Ok(Created { pid: init_pid })
+        Ok(Created {
+            pid: init_pid,
+            own_pid_ns: new.contains(&LinuxNamespaceType::Pid),
+        })
     }
 
     pub fn start(&self, id: &str) -> Result<()> {

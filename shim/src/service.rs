@@ -170,26 +170,10 @@ impl Proc {
         Some((st.exit_status, st.exited_at.unwrap_or_else(SystemTime::now)))
     }
 
-    fn wait_exit(&self, timeout: Option<Duration>) -> (u32, SystemTime) {
-        let mut st = lock(&self.st);
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        while st.status != PStatus::Stopped {
-            match deadline {
-                None => st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = std::time::Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    st = self
-                        .cv
-                        .wait_timeout(st, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-        (st.exit_status, st.exited_at.unwrap_or_else(SystemTime::now))
+    /// Waits for the exit, however long it takes.
+    fn wait_exit(&self) -> (u32, SystemTime) {
+        self.wait_for(false, None)
+            .expect("no deadline, so the exit came")
     }
 }
 
@@ -285,7 +269,8 @@ impl Shim {
     }
 
     fn send_exit(&self, c: &Container, p: &Proc) {
-        let (status, at) = p.wait_exit(Some(Duration::ZERO));
+        // Called once the exit is recorded: this returns at once.
+        let (status, at) = p.wait_exit();
         let mut e = TaskExit::new();
         e.container_id = c.id.clone();
         e.id = if p.exec_id.is_empty() {
@@ -380,30 +365,12 @@ impl Task for Service {
             undo_mount();
             rpc_err(Code::INVALID_ARGUMENT, format!("stdio: {e}"))
         })?;
-        let own_pid_ns = berth::spec::load(&bundle)
-            .ok()
-            .and_then(|s| s.linux().clone())
-            .and_then(|l| l.namespaces().clone())
-            .is_some_and(|ns| {
-                ns.iter().any(|n| {
-                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
-                })
-            });
         let opts = CreateOptions {
             id: req.id.clone(),
             bundle: bundle.clone(),
             ..Default::default()
         };
         let init = Arc::new(Proc::new("", sio));
-        let c = Arc::new(Container {
-            id: req.id.clone(),
-            bundle: bundle.clone(),
-            rootfs_mounted: mounted,
-            rt: rt.clone(),
-            init: init.clone(),
-            execs: Mutex::new(HashMap::new()),
-            own_pid_ns,
-        });
         // `delete` after a lost shim must find the state where it is.
         let _ = std::fs::write(
             bundle.join(manager::ROOT_FILE),
@@ -430,6 +397,15 @@ impl Task for Service {
                 return Err(rpc_err(Code::UNKNOWN, e));
             }
         }
+        let c = Arc::new(Container {
+            id: req.id.clone(),
+            bundle: bundle.clone(),
+            rootfs_mounted: mounted,
+            rt: rt.clone(),
+            init: init.clone(),
+            execs: Mutex::new(HashMap::new()),
+            own_pid_ns: created.own_pid_ns,
+        });
         let (s2, c2, p2) = (shim.clone(), c.clone(), init.clone());
         reaper::watch(pid, move |code| s2.on_exit(&c2, &p2, code));
         lock(&shim.containers).insert(req.id.clone(), c.clone());
@@ -738,7 +714,7 @@ impl Task for Service {
 
     fn wait(&self, _: &TtrpcContext, req: WaitRequest) -> RpcResult<WaitResponse> {
         let (_, p) = self.0.process(&req.id, &req.exec_id)?;
-        let (status, at) = p.wait_exit(None);
+        let (status, at) = p.wait_exit();
         let mut resp = WaitResponse::new();
         resp.exit_status = status;
         resp.exited_at = MessageField::some(timestamp(at));
