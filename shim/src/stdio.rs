@@ -65,19 +65,11 @@ impl StdinCopy {
                 let Ok(fifo) = open(Path::new(&p), libc::O_RDONLY) else {
                     return;
                 };
-                let mut fifo = File::from(fifo);
-                let mut buf = [0u8; 16 * 1024];
-                loop {
-                    let n = match fifo.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
+                copy(fifo, |chunk| {
+                    // Looked up each time: CloseIO may have taken it.
                     let to = t.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    match to {
-                        Some(fd) if berth::sys::write_all_fd(fd.as_fd(), &buf[..n]).is_ok() => {}
-                        _ => break,
-                    }
-                }
+                    to.is_some_and(|fd| berth::sys::write_all_fd(fd.as_fd(), chunk).is_ok())
+                });
                 t.lock().unwrap_or_else(|e| e.into_inner()).take();
             });
         StdinCopy {
@@ -296,30 +288,18 @@ pub fn prepare(s: &Stdio, id: &str, ns: &str) -> Result<(berth::ProcessIo, Pendi
     ))
 }
 
-fn copy_thread(
-    name: &str,
-    from: OwnedFd,
-    to: Arc<OwnedFd>,
-    done: Option<std::sync::mpsc::Sender<()>>,
-) {
-    let _ = std::thread::Builder::new()
-        .name(name.into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let mut buf = [0u8; 16 * 1024];
-            let mut from = File::from(from);
-            let to_fd = to.as_fd();
-            loop {
-                let n = match from.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                if berth::sys::write_all_fd(to_fd, &buf[..n]).is_err() {
-                    break;
-                }
-            }
-            drop(done);
-        });
+/// Copies `from` chunk by chunk into `write` until end-of-file, an error,
+/// or `write` says stop.
+fn copy(from: OwnedFd, mut write: impl FnMut(&[u8]) -> bool) {
+    let mut from = File::from(from);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) if !write(&buf[..n]) => break,
+            Ok(_) => {}
+        }
+    }
 }
 
 impl Pending {
@@ -333,9 +313,19 @@ impl Pending {
             .map_err(|e| format!("receiving the pty master: {e}"))?;
         let master = Arc::new(master.ok_or("no pty master received")?);
         if let Some(out) = self.out.take() {
-            let (tx, rx) = channel();
+            let (done, rx) = channel::<()>();
             let from = master.try_clone().map_err(|e| format!("dup: {e}"))?;
-            copy_thread("pty-out", from, Arc::new(out), Some(tx));
+            let _ = std::thread::Builder::new()
+                .name("pty-out".into())
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    copy(from, |chunk| {
+                        berth::sys::write_all_fd(out.as_fd(), chunk).is_ok()
+                    });
+                    // Dropping `out` here is containerd's end-of-file.
+                    drop(out);
+                    drop(done);
+                });
             *self.io.out_done.get_mut().unwrap() = Some(rx);
         }
         if let Some(path) = self.stdin.take() {
