@@ -222,6 +222,16 @@ fn systemd_booted() -> bool {
     std::path::Path::new("/run/systemd/system").is_dir()
 }
 
+/// Sends `sig` to each pid; one that already exited is not an error.
+pub(crate) fn signal_each<'a>(
+    pids: impl IntoIterator<Item = &'a i32>,
+    sig: nix::sys::signal::Signal,
+) {
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), sig);
+    }
+}
+
 /// A container's cgroup, in whichever hierarchy the host has.
 ///
 /// Serialisable so that `berth create` can hand it to later commands
@@ -329,12 +339,7 @@ impl Manager {
         // it is resumed.
         let was_frozen = matches!(self.freezer_state(), Ok(FreezerState::Frozen));
         let frozen = !was_frozen && self.freeze().is_ok();
-        let res = self.pids().map(|pids| {
-            for pid in pids {
-                // A process that already exited is not an error.
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-            }
-        });
+        let res = self.pids().map(|pids| signal_each(&pids, sig));
         if frozen {
             self.thaw()?;
         }

@@ -679,12 +679,7 @@ impl Manager {
                 }
                 // Frozen, nothing can fork away from the kill.
                 let frozen = freezer.is_some() && self.freeze().is_ok();
-                for pid in &pids {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(*pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
+                crate::signal_each(&pids, nix::sys::signal::Signal::SIGKILL);
                 if frozen {
                     let _ = self.thaw();
                 }

@@ -492,12 +492,7 @@ impl Manager {
                 }
                 if !has_kill {
                     let frozen = self.freeze().is_ok();
-                    for pid in &left {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(*pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
+                    crate::signal_each(&left, nix::sys::signal::Signal::SIGKILL);
                     if frozen {
                         let _ = self.thaw();
                     }
