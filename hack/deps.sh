@@ -3,9 +3,10 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in busybox-static jq qemu-system-x86 xz-utils runc podman conmon python3-grpcio python3-grpc-tools; do
+for p in busybox-static jq qemu-system-x86 xz-utils runc podman conmon python3-grpcio python3-grpc-tools systemd dbus; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
+# systemd and dbus: the systemd-driver guest boots the host's own.
 # The v2 guest resolves its kernel package through apt's lists: make sure
 # they exist even when every package above is already installed.
 if [ "${#need[@]}" -gt 0 ] || ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The whole test suite: formatting, lints, unit tests, the integration
-# suite that runs real containers on this host, and the cgroup v2 subset in
-# a throwaway QEMU guest. Run as root on Debian 12.
+# suite that runs real containers on this host, and, in throwaway QEMU
+# guests, the cgroup v2 subset and the systemd cgroup driver. Run as root on
+# Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hack/deps.sh
@@ -20,4 +21,7 @@ if [ "${BERTH_SKIP_CLIENTS:-0}" != 1 ]; then
 fi
 if [ "${BERTH_SKIP_V2_GUEST:-0}" != 1 ]; then
   hack/cgroupv2-guest.sh
+  # PID 1 here is not systemd: the systemd cgroup driver is tested in a
+  # guest booted with systemd, on cgroup v2 and on hybrid v1.
+  hack/systemd-guest.sh
 fi

@@ -24,6 +24,7 @@ use std::time::Duration;
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
+mod dbus;
 pub mod devices;
 mod ebpf;
 mod fs;
@@ -31,6 +32,7 @@ mod mountinfo;
 mod oom;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -77,6 +79,10 @@ pub enum Error {
     /// A bounded wait ran out (freezing, emptying a cgroup on teardown).
     #[error("{0}")]
     Timeout(String),
+    /// systemd (the `--systemd-cgroup` driver) refused or failed a request,
+    /// or could not be reached.
+    #[error("{0}")]
+    Systemd(String),
 }
 
 /// "ENOENT: No such file or directory" rather than "... (os error 2)":
@@ -183,45 +189,6 @@ pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
     Ok(format!("/{}", parts.join("/")))
 }
 
-/// Checks a systemd-driver `cgroupsPath` ("slice:prefix:name").
-fn parse_systemd_path(cgroups_path: Option<&str>, id: &str) -> Result<(String, String, String)> {
-    let Some(p) = cgroups_path.filter(|p| !p.is_empty()) else {
-        return Ok(("system.slice".into(), "berth".into(), id.into()));
-    };
-    let parts: Vec<&str> = p.split(':').collect();
-    if parts.len() != 3 {
-        return Err(Error::invalid(
-            "linux.cgroupsPath",
-            format!("{p:?}: the systemd cgroup driver expects \"slice:prefix:name\""),
-        ));
-    }
-    for part in &parts {
-        if part.contains('/') {
-            return Err(Error::invalid(
-                "linux.cgroupsPath",
-                format!("{p:?}: systemd unit names cannot contain '/'"),
-            ));
-        }
-    }
-    let slice = if parts[0].is_empty() {
-        "system.slice"
-    } else {
-        parts[0]
-    };
-    if !slice.ends_with(".slice") {
-        return Err(Error::invalid(
-            "linux.cgroupsPath",
-            format!("{p:?}: {slice:?} is not a slice name (\"*.slice\")"),
-        ));
-    }
-    Ok((slice.into(), parts[1].into(), parts[2].into()))
-}
-
-/// Whether systemd runs the host, the way sd_booted(3) decides it.
-fn systemd_booted() -> bool {
-    std::path::Path::new("/run/systemd/system").is_dir()
-}
-
 /// Sends `sig` to each pid; one that already exited is not an error.
 pub(crate) fn signal_each<'a>(
     pids: impl IntoIterator<Item = &'a i32>,
@@ -242,6 +209,9 @@ pub(crate) fn signal_each<'a>(
 pub enum Manager {
     V1(v1::Manager),
     V2(v2::Manager),
+    /// `--systemd-cgroup`: a systemd scope, worked on through the cgroupfs
+    /// manager it carries where systemd has no say.
+    Systemd(Box<systemd::Manager>),
 }
 
 macro_rules! dispatch {
@@ -249,6 +219,10 @@ macro_rules! dispatch {
         match $self {
             Manager::V1($m) => $e,
             Manager::V2($m) => $e,
+            Manager::Systemd(s) => {
+                let $m = &*s.fs;
+                $e
+            }
         }
     };
 }
@@ -257,31 +231,35 @@ impl Manager {
     /// `cgroups_path` is `linux.cgroupsPath` (None/empty: `"/berth/<id>"`);
     /// absolute paths are used as they are below each hierarchy root,
     /// relative ones are placed under "/berth/". `systemd` selects the
-    /// systemd driver (`--systemd-cgroup`), which berth does not implement.
-    /// Reads the mount table; touches nothing.
+    /// systemd driver (`--systemd-cgroup`), where the path is
+    /// "slice:prefix:name". Reads the mount table; touches nothing.
     pub fn new(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Manager> {
         if systemd {
-            parse_systemd_path(cgroups_path, id)?;
-            if !systemd_booted() {
-                return Err(Error::Unsupported(
-                    "--systemd-cgroup: the systemd cgroup driver needs systemd as PID 1, \
-                     and this host is not booted with systemd; run without --systemd-cgroup \
-                     (cgroupfs driver)"
-                        .into(),
-                ));
-            }
-            return Err(Error::Unsupported(
-                "--systemd-cgroup: berth does not implement the systemd cgroup driver yet; \
-                 run without --systemd-cgroup (cgroupfs driver)"
-                    .into(),
-            ));
+            return Ok(Manager::Systemd(Box::new(systemd::Manager::new(
+                cgroups_path,
+                id,
+            )?)));
         }
-        let path = resolve_path(cgroups_path, id)?;
+        Manager::cgroupfs(resolve_path(cgroups_path, id)?)
+    }
+
+    /// The cgroupfs manager of an absolute cgroup path.
+    pub(crate) fn cgroupfs(path: String) -> Result<Manager> {
         let h = hierarchies()?;
         Ok(match h.layout {
             Layout::Unified => Manager::V2(v2::Manager::new(path, h.v2.expect("unified has v2"))),
             Layout::Hybrid | Layout::Legacy => Manager::V1(v1::Manager::new(path, h.v1, h.v2)),
         })
+    }
+
+    /// Counts the cgroup's own directories as berth's to empty and remove
+    /// at teardown, whoever makes them (systemd, for a scope).
+    pub(crate) fn own_leaves(&mut self) {
+        match self {
+            Manager::V1(m) => m.own_leaves(),
+            Manager::V2(m) => m.own_leaves(),
+            Manager::Systemd(s) => s.fs.own_leaves(),
+        }
     }
 
     /// Static checks of `resources` for this layout, before anything is
@@ -294,8 +272,14 @@ impl Manager {
     /// Makes the cgroup in every hierarchy (v2: enabling the controllers in
     /// the parents' `cgroup.subtree_control`), remembering which directories
     /// it made. A cgroup that already exists is joined.
+    /// The systemd driver makes nothing here: systemd creates the scope
+    /// when [`Manager::enter`] starts it with the init's pid.
     pub fn create(&mut self) -> Result<()> {
-        dispatch!(self, m => m.create())
+        match self {
+            Manager::V1(m) => m.create(),
+            Manager::V2(m) => m.create(),
+            Manager::Systemd(_) => Ok(()),
+        }
     }
 
     /// Moves `pid` (a whole process) into the cgroup in every hierarchy.
@@ -303,10 +287,28 @@ impl Manager {
         dispatch!(self, m => m.add_process(pid))
     }
 
+    /// Puts a new container's init, `pid`, into the cgroup and applies
+    /// `resources` ([`Manager::add_process`] then [`Manager::apply`]; with
+    /// the systemd driver, starting the scope).
+    pub fn enter(&mut self, pid: i32, resources: &LinuxResources) -> Result<()> {
+        self.validate(resources)?;
+        match self {
+            Manager::Systemd(s) => s.start(pid, resources),
+            m => {
+                m.add_process(pid)?;
+                m.apply(resources)
+            }
+        }
+    }
+
     /// Writes `resources`; also what `berth update` calls.
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
         self.validate(resources)?;
-        dispatch!(self, m => m.apply(resources))
+        match self {
+            Manager::V1(m) => m.apply(resources),
+            Manager::V2(m) => m.apply(resources),
+            Manager::Systemd(s) => s.apply(resources),
+        }
     }
 
     /// Freezes the cgroup and waits (bounded) until the kernel says it is.
@@ -352,7 +354,11 @@ impl Manager {
     /// made first). A cgroup berth joined is neither emptied nor removed.
     /// Idempotent.
     pub fn destroy(&self) -> Result<()> {
-        dispatch!(self, m => m.destroy())
+        match self {
+            Manager::V1(m) => m.destroy(),
+            Manager::V2(m) => m.destroy(),
+            Manager::Systemd(s) => s.destroy(),
+        }
     }
 
     /// Usage counters, shaped like the `data` of runc's `events --stats`.
@@ -381,6 +387,8 @@ impl Manager {
         match self {
             Manager::V2(m) => Some(m.dir()),
             Manager::V1(_) => None,
+            // Before the scope is started its directory does not exist.
+            Manager::Systemd(s) => s.started.then(|| s.fs.unified_dir()).flatten(),
         }
     }
 
@@ -419,26 +427,10 @@ mod tests {
     }
 
     #[test]
-    fn systemd_paths() {
-        assert_eq!(
-            parse_systemd_path(Some("kubepods.slice:cri-containerd:abc"), "x").unwrap(),
-            (
-                "kubepods.slice".to_string(),
-                "cri-containerd".to_string(),
-                "abc".to_string()
-            )
-        );
-        assert_eq!(
-            parse_systemd_path(Some(":p:n"), "x").unwrap().0,
-            "system.slice"
-        );
-        assert!(parse_systemd_path(Some("a:b"), "x").is_err());
-        assert!(parse_systemd_path(Some("/a/b:c:d"), "x").is_err());
-        assert!(parse_systemd_path(Some("notaslice:c:d"), "x").is_err());
-    }
-
-    #[test]
-    fn systemd_driver_is_refused_clearly() {
+    fn systemd_driver_is_refused_clearly_without_systemd() {
+        if std::path::Path::new("/run/systemd/system").is_dir() {
+            return; // a systemd host: the driver is there to be used
+        }
         let e = Manager::new(Some("system.slice:berth:x"), "x", true).unwrap_err();
         assert!(matches!(e, Error::Unsupported(_)));
         assert!(e.to_string().contains("--systemd-cgroup"), "{e}");

@@ -646,6 +646,14 @@ impl Manager {
         Ok(out)
     }
 
+    pub(crate) fn own_leaves(&mut self) {
+        for d in self.dirs() {
+            if !self.created.contains(&d) {
+                self.created.push(d);
+            }
+        }
+    }
+
     /// Leaf directories berth created: what teardown owns.
     fn owned_leaves(&self) -> Vec<PathBuf> {
         self.dirs()
@@ -730,7 +738,11 @@ impl Manager {
 /// someone else's cgroups is left alone.
 pub(crate) fn remove_created(created: &[PathBuf], leaves: &[PathBuf]) -> Result<()> {
     let mut first_err = None;
-    for dir in created.iter().rev() {
+    // Deepest first: directories are recorded as they were made, and a
+    // leaf counted as berth's before its parents were made comes first.
+    let mut order: Vec<&PathBuf> = created.iter().rev().collect();
+    order.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for dir in order {
         let res = if leaves.contains(dir) {
             fs::rmdir_cgroup(dir, true, 100)
         } else {

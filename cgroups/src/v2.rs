@@ -160,6 +160,13 @@ impl Manager {
         fs::settle_created(res, created, &mut self.created)
     }
 
+    pub(crate) fn own_leaves(&mut self) {
+        let dir = self.dir();
+        if !self.created.contains(&dir) {
+            self.created.push(dir);
+        }
+    }
+
     pub(crate) fn add_process(&self, pid: i32) -> Result<()> {
         write(&self.dir().join("cgroup.procs"), &pid.to_string())
     }

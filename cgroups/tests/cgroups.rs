@@ -89,6 +89,7 @@ fn dir_of(m: &Manager, controller: &str) -> PathBuf {
     match m {
         Manager::V1(v) => v.controller_dir(controller).unwrap(),
         Manager::V2(v) => v.dir(),
+        Manager::Systemd(_) => unreachable!("cgroupfs managers only"),
     }
 }
 
@@ -542,6 +543,7 @@ fn block_io_settings_land_in_files() {
                 "{max}"
             );
         }
+        Manager::Systemd(_) => unreachable!("cgroupfs managers only"),
     }
     // weight: BFQ's or io.weight, whichever the kernel has
     match cg.apply(&res(r#"{"blockIO":{"weight":500}}"#)) {
@@ -745,6 +747,7 @@ fn cpu_and_memory_settings_land_in_files() {
             assert_eq!(f("memory", "memory.max"), "67108864");
             assert_eq!(f("memory", "memory.low"), "33554432");
         }
+        Manager::Systemd(_) => unreachable!("cgroupfs managers only"),
     }
     // `update`: raise memory (and swap with it), drop the quota
     cg.apply(&res(
@@ -771,6 +774,7 @@ fn cpu_and_memory_settings_land_in_files() {
             }
             assert_eq!(f("cpu", "cpu.max"), "max 100000");
         }
+        Manager::Systemd(_) => unreachable!("cgroupfs managers only"),
     }
     // swap disabled (memory+swap == memory), then memory raised alone:
     // still no swap
@@ -793,6 +797,7 @@ fn cpu_and_memory_settings_land_in_files() {
                 assert_eq!(read(&swap), "0");
             }
         }
+        Manager::Systemd(_) => unreachable!("cgroupfs managers only"),
     }
     assert_eq!(
         cg.stats().unwrap().memory.usage.limit,
@@ -831,18 +836,21 @@ fn second_tier_settings_land_in_files() {
             assert_eq!(f("cpu", "cpu.idle"), "1");
             // swappiness and disableOOMKiller have no v2 file: dropped
         }
+        Manager::Systemd(_) => unreachable!("cgroupfs managers only"),
     }
     // huge pages: applied where a hugetlb controller is, dropped elsewhere
     let hp = res(r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#);
     let hugetlb_dir = match &*cg {
         Manager::V1(v) => v.controller_dir("hugetlb"),
         Manager::V2(v) => Some(v.dir()).filter(|d| d.join("hugetlb.2MB.max").exists()),
+        Manager::Systemd(_) => unreachable!("cgroupfs managers only"),
     };
     cg.apply(&hp).unwrap();
     if let Some(d) = hugetlb_dir {
         let file = match &*cg {
             Manager::V1(_) => "hugetlb.2MB.limit_in_bytes",
             Manager::V2(_) => "hugetlb.2MB.max",
+            Manager::Systemd(_) => unreachable!("cgroupfs managers only"),
         };
         assert_eq!(read(&d.join(file)), "4194304");
         let e = cg
@@ -875,6 +883,7 @@ fn unified_settings_per_layout() {
                 .unwrap_err();
             assert!(e.to_string().contains("linux.resources.unified"), "{e}");
         }
+        Manager::Systemd(_) => unreachable!("cgroupfs managers only"),
     }
 }
 

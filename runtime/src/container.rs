@@ -239,9 +239,11 @@ impl Runtime {
             cgroup.unified_dir().as_deref(),
             |pid| {
                 undo.track(pid);
-                cgroup.add_process(pid)?;
-                cgroup.apply(&resources)?;
-                Ok(())
+                let entered = cgroup.enter(pid, &resources);
+                // What entering made (a systemd scope) is undone too, even
+                // when it failed half-way.
+                undo.cgroup = Some(cgroup.clone());
+                Ok(entered?)
             },
         )?;
         drop(fifo);

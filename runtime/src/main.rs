@@ -269,13 +269,6 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
-    if cli.systemd_cgroup {
-        // Refused before anything is created.
-        let systemd = std::fs::read_to_string("/proc/1/comm").is_ok_and(|c| c.trim() == "systemd");
-        if !systemd {
-            bail!("--systemd-cgroup: this host is not running systemd (PID 1 is not systemd); use the cgroupfs driver");
-        }
-    }
     // `spec --rootless` uses the global flag of the same name, as in runc.
     let rootless = cli.rootless.as_deref().is_some_and(|v| v == "true");
     let rt = Runtime::new(&cli.root, cli.systemd_cgroup);

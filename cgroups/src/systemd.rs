@@ -1,0 +1,519 @@
+//! The systemd cgroup driver (`--systemd-cgroup`).
+//!
+//! On a systemd host, systemd owns the cgroup tree: a container's cgroup is
+//! a transient scope unit (`<prefix>-<name>.scope` in the given slice),
+//! started over D-Bus with the init's pid, `Delegate=yes`, and the limits
+//! systemd knows as unit properties, so that a `daemon-reload` re-applies
+//! the container's limits instead of resetting them. Everything else (the
+//! remaining limits, devices, freezer, stats, teardown's kill) is done on
+//! the scope's directories by the cgroupfs driver, as runc does.
+
+use std::time::Duration;
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use crate::dbus::{self, Conn, Value};
+use crate::resources::{blkio_weight_to_io_weight, parse_cpuset, shares_to_weight, swap_to_v2};
+use crate::{Error, Layout, Result};
+
+const FIELD: &str = "linux.cgroupsPath";
+const DEST: &str = "org.freedesktop.systemd1";
+const PATH: &str = "/org/freedesktop/systemd1";
+const IFACE: &str = "org.freedesktop.systemd1.Manager";
+/// Bounds each D-Bus call and each job's completion: systemd answers in
+/// milliseconds, but a loaded host (or an emulated test guest) is slower.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// D-Bus's "infinity" for limits.
+const INFINITY: u64 = u64::MAX;
+
+/// The unit behind a systemd-driver container cgroup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manager {
+    pub(crate) unit: String,
+    pub(crate) slice: String,
+    pub(crate) id: String,
+    /// The cgroupfs view of the scope's directories. Its leaves count as
+    /// berth's own: systemd makes them for this container alone.
+    pub(crate) fs: Box<crate::Manager>,
+    /// Whether the unit was started (the directories exist).
+    #[serde(default)]
+    pub(crate) started: bool,
+}
+
+/// Splits `slice:prefix:name` (empty: `system.slice:berth:<id>`).
+pub(crate) fn parse_path(cgroups_path: Option<&str>, id: &str) -> Result<(String, String, String)> {
+    let Some(p) = cgroups_path.filter(|p| !p.is_empty()) else {
+        return Ok(("system.slice".into(), "berth".into(), id.into()));
+    };
+    let parts: Vec<&str> = p.split(':').collect();
+    if parts.len() != 3 {
+        return Err(Error::invalid(
+            FIELD,
+            format!("{p:?}: the systemd cgroup driver expects \"slice:prefix:name\""),
+        ));
+    }
+    for part in &parts {
+        if part.contains('/') {
+            return Err(Error::invalid(
+                FIELD,
+                format!("{p:?}: systemd unit names cannot contain '/'"),
+            ));
+        }
+        if let Some(c) = part
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || ":-_.\\@".contains(*c)))
+        {
+            return Err(Error::invalid(
+                FIELD,
+                format!("{p:?}: {c:?} cannot be part of a systemd unit name"),
+            ));
+        }
+    }
+    let slice = if parts[0].is_empty() {
+        "system.slice"
+    } else {
+        parts[0]
+    };
+    if !slice.ends_with(".slice") {
+        return Err(Error::invalid(
+            FIELD,
+            format!("{p:?}: {slice:?} is not a slice name (\"*.slice\")"),
+        ));
+    }
+    if parts[2].is_empty() {
+        return Err(Error::invalid(FIELD, format!("{p:?}: the name is empty")));
+    }
+    Ok((slice.into(), parts[1].into(), parts[2].into()))
+}
+
+/// The cgroup path of a slice: systemd nests `a-b-c.slice` in `a-b.slice`
+/// in `a.slice`; `-.slice` is the root.
+pub(crate) fn slice_path(slice: &str) -> Result<String> {
+    let bad = || Error::invalid(FIELD, format!("{slice:?} is not a valid slice name"));
+    let stem = slice.strip_suffix(".slice").ok_or_else(bad)?;
+    if stem == "-" {
+        return Ok(String::new());
+    }
+    if stem.is_empty() || stem.starts_with('-') || stem.ends_with('-') || stem.contains("--") {
+        return Err(bad());
+    }
+    let mut path = String::new();
+    let mut prefix = String::new();
+    for (i, part) in stem.split('-').enumerate() {
+        if i > 0 {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        path.push('/');
+        path.push_str(&prefix);
+        path.push_str(".slice");
+    }
+    Ok(path)
+}
+
+fn unit_name(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    }
+}
+
+/// Whether systemd runs the host, the way sd_booted(3) decides it.
+fn booted() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+}
+
+fn err(what: impl std::fmt::Display, e: dbus::Error) -> Error {
+    Error::Systemd(format!("{what}: {e}"))
+}
+
+/// A connection to systemd: the system bus, or where no bus runs (early
+/// boot, a bus-less host), systemd's private socket.
+fn connect() -> Result<Conn> {
+    let bus = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+        .ok()
+        .and_then(|a| {
+            a.split(';')
+                .filter_map(|one| one.strip_prefix("unix:"))
+                .flat_map(|kv| kv.split(','))
+                .find_map(|kv| kv.strip_prefix("path=").map(str::to_string))
+        })
+        .unwrap_or_else(|| "/run/dbus/system_bus_socket".into());
+    match Conn::connect(bus.as_ref(), true, TIMEOUT) {
+        Ok(c) => Ok(c),
+        Err(e @ dbus::Error::Io { .. }) => {
+            Conn::connect("/run/systemd/private".as_ref(), false, TIMEOUT)
+                .map_err(|_| err("connecting to systemd", e))
+        }
+        Err(e) => Err(err("connecting to systemd", e)),
+    }
+}
+
+fn manager_call(
+    c: &mut Conn,
+    member: &str,
+    args: &[Value],
+) -> std::result::Result<Vec<Value>, dbus::Error> {
+    c.call(Some(DEST), PATH, IFACE, member, args)
+}
+
+/// Runs a job-returning method and waits until systemd has finished the
+/// job; its result ("done", "failed", ...) is returned.
+fn run_job(c: &mut Conn, member: &str, args: &[Value]) -> std::result::Result<String, dbus::Error> {
+    // Without a subscription systemd sends job signals only to some
+    // clients; with it, to this one. On the bus, the match rule lets the
+    // bus deliver them.
+    manager_call(c, "Subscribe", &[])?;
+    let rule = format!(
+        "type='signal',sender='{DEST}',path='{PATH}',interface='{IFACE}',member='JobRemoved'"
+    );
+    let _ = c.call(
+        Some("org.freedesktop.DBus"),
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "AddMatch",
+        &[Value::Str(rule)],
+    );
+    let reply = manager_call(c, member, args)?;
+    let job = reply
+        .first()
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    // JobRemoved(u id, o job, s unit, s result)
+    let m = c.wait_signal(TIMEOUT, |m| {
+        m.member == "JobRemoved" && m.body.get(1).and_then(Value::as_str) == Some(job.as_str())
+    })?;
+    Ok(m.body
+        .get(3)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string())
+}
+
+fn is_remote(e: &dbus::Error, names: &[&str]) -> bool {
+    matches!(e, dbus::Error::Remote { name, .. } if names.iter().any(|n| name.ends_with(n)))
+}
+
+/// The unit properties for `r`, by the names systemd gives them on the
+/// host's cgroup version, with runc's conversions.
+pub(crate) fn properties(r: &LinuxResources, v2: bool) -> Result<Vec<Value>> {
+    let mut p = Vec::new();
+    let mut put = |name: &str, v: Value| p.push(Value::property(name, v));
+    let limit = |v: i64| if v < 0 { INFINITY } else { v as u64 };
+    if let Some(m) = r.memory() {
+        if let Some(l) = m.limit().filter(|l| *l != 0) {
+            put(
+                if v2 { "MemoryMax" } else { "MemoryLimit" },
+                Value::U64(limit(l)),
+            );
+        }
+        if v2 {
+            if let Some(low) = m.reservation().filter(|l| *l > 0) {
+                put("MemoryLow", Value::U64(low as u64));
+            }
+            if let Some(s) = swap_to_v2(m.swap(), m.limit())? {
+                put("MemorySwapMax", Value::U64(limit(s)));
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(s) = c.shares().filter(|s| *s != 0) {
+            if v2 {
+                put("CPUWeight", Value::U64(shares_to_weight(s)));
+            } else {
+                put("CPUShares", Value::U64(s));
+            }
+        }
+        let period = c.period().filter(|p| *p != 0);
+        match c.quota() {
+            Some(q) if q > 0 => {
+                // systemd counts quota per second in 10 ms steps: round up,
+                // so the unit never limits harder than the exact value
+                // written below.
+                let per = period.unwrap_or(100_000);
+                let us = (q as u64).saturating_mul(1_000_000) / per;
+                put(
+                    "CPUQuotaPerSecUSec",
+                    Value::U64(us.div_ceil(10_000) * 10_000),
+                );
+            }
+            Some(-1) => put("CPUQuotaPerSecUSec", Value::U64(INFINITY)),
+            _ => {}
+        }
+        if let Some(per) = period {
+            put("CPUQuotaPeriodUSec", Value::U64(per));
+        }
+        if v2 {
+            let mask = |list: &str, field: &str| -> Result<Value> {
+                let ids = parse_cpuset(list)
+                    .map_err(|e| Error::invalid(format!("linux.resources.cpu.{field}"), e))?;
+                let mut bytes = vec![0u8; ids.iter().max().map_or(0, |m| *m as usize / 8 + 1)];
+                for id in ids {
+                    bytes[id as usize / 8] |= 1 << (id % 8);
+                }
+                Ok(Value::Array(
+                    "y".into(),
+                    bytes.into_iter().map(Value::Byte).collect(),
+                ))
+            };
+            if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+                put("AllowedCPUs", mask(cpus, "cpus")?);
+            }
+            if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+                put("AllowedMemoryNodes", mask(mems, "mems")?);
+            }
+        }
+    }
+    if let Some(pids) = r.pids() {
+        match pids.limit() {
+            l if l > 0 => put("TasksMax", Value::U64(l as u64)),
+            -1 => put("TasksMax", Value::U64(INFINITY)),
+            _ => {}
+        }
+    }
+    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        if v2 {
+            put("IOWeight", Value::U64(blkio_weight_to_io_weight(w as u64)));
+        } else {
+            put("BlockIOWeight", Value::U64(w as u64));
+        }
+    }
+    Ok(p)
+}
+
+impl Manager {
+    /// Refuses clearly where the driver cannot work; touches nothing.
+    pub(crate) fn new(cgroups_path: Option<&str>, id: &str) -> Result<Manager> {
+        let (slice, prefix, name) = parse_path(cgroups_path, id)?;
+        if name.ends_with(".slice") {
+            return Err(Error::Unsupported(format!(
+                "{FIELD}: {name:?}: a slice as a container's own cgroup is not supported \
+                 by berth's systemd driver; name a scope (\"slice:prefix:name\")"
+            )));
+        }
+        if !booted() {
+            return Err(Error::Unsupported(
+                "--systemd-cgroup: the systemd cgroup driver needs systemd as PID 1, \
+                 and this host is not booted with systemd; run without --systemd-cgroup \
+                 (cgroupfs driver)"
+                    .into(),
+            ));
+        }
+        let unit = unit_name(&prefix, &name);
+        let path = format!("{}/{unit}", slice_path(&slice)?);
+        let mut fs = crate::Manager::cgroupfs(path)?;
+        fs.own_leaves();
+        Ok(Manager {
+            unit,
+            slice,
+            id: id.into(),
+            fs: Box::new(fs),
+            started: false,
+        })
+    }
+
+    fn v2(&self) -> bool {
+        self.fs.layout() == Layout::Unified
+    }
+
+    /// Starts the scope with `pid` in it and the limits of `r`, then sets
+    /// up the rest through cgroupfs.
+    pub(crate) fn start(&mut self, pid: i32, r: &LinuxResources) -> Result<()> {
+        let mut props = vec![
+            Value::property(
+                "Description",
+                Value::Str(format!("berth container {}", self.id)),
+            ),
+            Value::property("Slice", Value::Str(self.slice.clone())),
+            Value::property(
+                "PIDs",
+                Value::Array("u".into(), vec![Value::U32(pid as u32)]),
+            ),
+            Value::property("Delegate", Value::Bool(true)),
+            Value::property("DefaultDependencies", Value::Bool(false)),
+            Value::property("MemoryAccounting", Value::Bool(true)),
+            Value::property("CPUAccounting", Value::Bool(true)),
+            Value::property("TasksAccounting", Value::Bool(true)),
+        ];
+        let io = if self.v2() {
+            "IOAccounting"
+        } else {
+            "BlockIOAccounting"
+        };
+        props.push(Value::property(io, Value::Bool(true)));
+        props.extend(properties(r, self.v2())?);
+        let mut c = connect()?;
+        // A unit of the same name that failed earlier would block the name.
+        let _ = manager_call(&mut c, "ResetFailedUnit", &[Value::Str(self.unit.clone())]);
+        let args = [
+            Value::Str(self.unit.clone()),
+            Value::Str("replace".into()),
+            Value::Array("(sv)".into(), props),
+            Value::Array("(sa(sv))".into(), Vec::new()),
+        ];
+        let what = || format!("systemd: starting {}", self.unit);
+        match run_job(&mut c, "StartTransientUnit", &args) {
+            Ok(r) if r == "done" => {}
+            Ok(r) => return Err(Error::Systemd(format!("{}: the job ended {r:?}", what()))),
+            Err(e) if is_remote(&e, &[".UnitExists"]) => {
+                return Err(Error::Systemd(format!(
+                    "{}: the unit already exists (another container uses {FIELD} {}:…)",
+                    what(),
+                    self.slice
+                )))
+            }
+            Err(e) => return Err(err(what(), e)),
+        }
+        self.started = true;
+        // v1: the hierarchies systemd does not manage (cpuset, freezer, ...)
+        // get their directories here; the rest are joined as they are.
+        self.fs.create()?;
+        self.fs.add_process(pid)?;
+        self.fs.apply(r)
+    }
+
+    /// `berth update`: the unit's properties first, so that systemd keeps
+    /// them, then the files.
+    pub(crate) fn apply(&self, r: &LinuxResources) -> Result<()> {
+        if self.started {
+            let props = properties(r, self.v2())?;
+            if !props.is_empty() {
+                let mut c = connect()?;
+                let args = [
+                    Value::Str(self.unit.clone()),
+                    Value::Bool(true),
+                    Value::Array("(sv)".into(), props),
+                ];
+                manager_call(&mut c, "SetUnitProperties", &args)
+                    .map_err(|e| err(format!("systemd: updating {}", self.unit), e))?;
+            }
+        }
+        self.fs.apply(r)
+    }
+
+    /// Kills what is left through cgroupfs (SIGKILL at once, where stopping
+    /// the unit would send SIGTERM and wait), then stops the unit; a unit
+    /// systemd already collected is fine.
+    pub(crate) fn destroy(&self) -> Result<()> {
+        if !self.started {
+            // Never started here: a unit of that name is someone else's.
+            return Ok(());
+        }
+        let killed = self.fs.destroy();
+        let mut c = connect()?;
+        let args = [Value::Str(self.unit.clone()), Value::Str("replace".into())];
+        match run_job(&mut c, "StopUnit", &args) {
+            Ok(_) => {}
+            Err(e) if is_remote(&e, &[".NoSuchUnit", ".UnitNotLoaded"]) => {}
+            Err(e) => return Err(err(format!("systemd: stopping {}", self.unit), e)),
+        }
+        let _ = manager_call(&mut c, "ResetFailedUnit", &[Value::Str(self.unit.clone())]);
+        killed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_slice_prefix_and_name() {
+        assert_eq!(
+            parse_path(Some("kubepods.slice:cri-containerd:abc"), "x").unwrap(),
+            (
+                "kubepods.slice".to_string(),
+                "cri-containerd".to_string(),
+                "abc".to_string()
+            )
+        );
+        assert_eq!(parse_path(Some(":p:n"), "x").unwrap().0, "system.slice");
+        assert_eq!(
+            parse_path(None, "c1").unwrap(),
+            ("system.slice".into(), "berth".into(), "c1".into())
+        );
+        for bad in [
+            "a:b",
+            "/a/b:c:d",
+            "notaslice:c:d",
+            "a.slice:p:",
+            "a.slice:p:n m",
+        ] {
+            let e = parse_path(Some(bad), "x").unwrap_err();
+            assert!(e.to_string().starts_with(FIELD), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn slices_nest_by_dashes() {
+        assert_eq!(slice_path("system.slice").unwrap(), "/system.slice");
+        assert_eq!(
+            slice_path("kubepods-besteffort-pod1.slice").unwrap(),
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice"
+        );
+        assert_eq!(slice_path("-.slice").unwrap(), "");
+        for bad in ["a--b.slice", "-a.slice", "a-.slice", ".slice", "a.scope"] {
+            assert!(slice_path(bad).is_err(), "{bad}");
+        }
+        assert_eq!(unit_name("berth", "c1"), "berth-c1.scope");
+        assert_eq!(unit_name("", "c1"), "c1.scope");
+    }
+
+    #[test]
+    fn resources_become_unit_properties_as_runc_converts_them() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory":{"limit":268435456,"reservation":1048576,"swap":536870912},
+                "cpu":{"shares":1024,"quota":50000,"period":100000,"cpus":"0-1,9","mems":"0"},
+                "pids":{"limit":-1},"blockIO":{"weight":500}}"#,
+        )
+        .unwrap();
+        let props = properties(&r, true).unwrap();
+        let get = |name: &str| {
+            props.iter().find_map(|p| match p {
+                Value::Struct(f) if f[0] == Value::Str(name.into()) => match &f[1] {
+                    Value::Variant(v) => Some((**v).clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+        };
+        assert_eq!(get("MemoryMax"), Some(Value::U64(268435456)));
+        assert_eq!(get("MemoryLow"), Some(Value::U64(1048576)));
+        assert_eq!(get("MemorySwapMax"), Some(Value::U64(268435456)));
+        assert_eq!(get("CPUWeight"), Some(Value::U64(39)));
+        assert_eq!(get("CPUQuotaPerSecUSec"), Some(Value::U64(500_000)));
+        assert_eq!(get("CPUQuotaPeriodUSec"), Some(Value::U64(100_000)));
+        assert_eq!(
+            get("AllowedCPUs"),
+            Some(Value::Array(
+                "y".into(),
+                vec![Value::Byte(0b11), Value::Byte(0b10)]
+            ))
+        );
+        assert_eq!(get("TasksMax"), Some(Value::U64(u64::MAX)));
+        assert_eq!(get("IOWeight"), Some(Value::U64(4950)));
+        let v1 = properties(&r, false).unwrap();
+        assert!(v1.iter().any(|p| p.signature() == "(sv)"));
+        let names: Vec<String> = v1
+            .iter()
+            .filter_map(|p| match p {
+                Value::Struct(f) => f[0].as_str().map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        assert!(names.contains(&"MemoryLimit".to_string()), "{names:?}");
+        assert!(names.contains(&"CPUShares".to_string()), "{names:?}");
+        assert!(names.contains(&"BlockIOWeight".to_string()), "{names:?}");
+        assert!(!names.contains(&"AllowedCPUs".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn odd_quotas_round_up_to_systemds_step() {
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"cpu":{"quota":12345,"period":100000}}"#).unwrap();
+        let props = properties(&r, true).unwrap();
+        assert!(props.contains(&Value::property("CPUQuotaPerSecUSec", Value::U64(130_000))));
+    }
+}
