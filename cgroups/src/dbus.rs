@@ -94,6 +94,9 @@ fn first_type(sig: &str) -> Option<(&str, &str)> {
         i += 1;
     }
     let end = match b[i] {
+        // An empty struct marshals to nothing: an array of them would never
+        // end.
+        b'(' | b'{' if matches!(b.get(i + 1), Some(b')' | b'}')) => return None,
         b'(' | b'{' => {
             let mut depth = 0usize;
             let mut j = i;
@@ -297,7 +300,14 @@ impl Dec<'_> {
                     .ok_or_else(|| Self::err("array overruns the message"))?;
                 let mut items = Vec::new();
                 while self.pos < end {
+                    let at = self.pos;
                     items.push(self.get(elem, depth + 1)?);
+                    if self.pos == at {
+                        return Err(Self::err("array element of no size"));
+                    }
+                }
+                if self.pos != end {
+                    return Err(Self::err("array length"));
                 }
                 Value::Array(elem.to_string(), items)
             }
@@ -341,6 +351,8 @@ pub struct Message {
     pub interface: String,
     pub member: String,
     pub error_name: String,
+    /// The unique bus name of the sender (empty on a peer-to-peer socket).
+    pub sender: String,
     pub body: Vec<Value>,
 }
 
@@ -431,6 +443,7 @@ fn decode(buf: &[u8]) -> Result<Message, String> {
             (3, Value::Str(s)) => m.member = s,
             (4, Value::Str(s)) => m.error_name = s,
             (5, Value::U32(s)) => m.reply_serial = Some(s),
+            (7, Value::Str(s)) => m.sender = s,
             (8, Value::Sig(s)) => sig = s,
             _ => {}
         }
@@ -452,6 +465,8 @@ pub struct Conn {
     timeout: Duration,
     /// Signals that arrived while a reply was awaited.
     pending: VecDeque<Message>,
+    /// A message bus is on the other side (not a peer).
+    pub bus: bool,
 }
 
 impl Conn {
@@ -472,6 +487,7 @@ impl Conn {
             rx: Vec::new(),
             timeout,
             pending: VecDeque::new(),
+            bus,
         };
         c.auth()?;
         if bus {
@@ -633,6 +649,8 @@ mod tests {
         assert_eq!(first_type("a(sa(sv))u"), Some(("a(sa(sv))", "u")));
         assert_eq!(first_type("a{sv}"), Some(("a{sv}", "")));
         assert_eq!(first_type("a(s"), None);
+        assert_eq!(first_type("a()"), None);
+        assert_eq!(first_type("a{}"), None);
         assert_eq!(first_type("a"), None);
     }
 
@@ -705,5 +723,12 @@ mod tests {
         let mut b = buf.clone();
         b[0] = b'X';
         assert!(message_len(&b).is_err());
+        // An array claiming 1000 bytes of empty structs.
+        let mut d = Dec {
+            buf: &[0xe8, 3, 0, 0, 0, 0, 0, 0],
+            pos: 0,
+            big: false,
+        };
+        assert!(d.get("a()", 0).is_err());
     }
 }

@@ -254,11 +254,11 @@ impl Manager {
 
     /// Counts the cgroup's own directories as berth's to empty and remove
     /// at teardown, whoever makes them (systemd, for a scope).
-    pub(crate) fn own_leaves(&mut self) {
+    pub(crate) fn own_leaves(&mut self, keep: &dyn Fn(&std::path::Path) -> bool) {
         match self {
-            Manager::V1(m) => m.own_leaves(),
-            Manager::V2(m) => m.own_leaves(),
-            Manager::Systemd(s) => s.fs.own_leaves(),
+            Manager::V1(m) => m.own_leaves(keep),
+            Manager::V2(m) => m.own_leaves(keep),
+            Manager::Systemd(s) => s.fs.own_leaves(keep),
         }
     }
 
@@ -359,6 +359,12 @@ impl Manager {
             Manager::V2(m) => m.destroy(),
             Manager::Systemd(s) => s.destroy(),
         }
+    }
+
+    /// Removes the directories [`Manager::create`] made that are empty,
+    /// killing nothing.
+    pub(crate) fn remove_unused(&self) -> Result<()> {
+        v1::remove_created(self.created(), &[])
     }
 
     /// Usage counters, shaped like the `data` of runc's `events --stats`.

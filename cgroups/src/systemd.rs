@@ -36,14 +36,42 @@ pub struct Manager {
     /// The cgroupfs view of the scope's directories. Its leaves count as
     /// berth's own: systemd makes them for this container alone.
     pub(crate) fs: Box<crate::Manager>,
-    /// Whether the unit was started (the directories exist).
+    /// Whether systemd accepted the unit from this container: from then
+    /// on stopping it is this container's to do.
     #[serde(default)]
     pub(crate) started: bool,
+    /// The inode of the scope's cgroup directory once it exists: a later
+    /// scope of the same name (the name is free again once systemd
+    /// collected this one) is another container's, not to be touched.
+    #[serde(default)]
+    pub(crate) ino: Option<u64>,
+}
+
+/// Checks what systemd accepts in a unit name.
+fn check_unit_chars(field: &str, what: &str, part: &str) -> Result<()> {
+    if let Some(c) = part
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || ":-_.\\@".contains(*c)))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("{what}: {c:?} cannot be part of a systemd unit name"),
+        ));
+    }
+    // systemd's limit on unit names (256 with the ".scope" suffix).
+    if part.len() > 240 {
+        return Err(Error::invalid(
+            field,
+            format!("{what}: too long for a systemd unit name"),
+        ));
+    }
+    Ok(())
 }
 
 /// Splits `slice:prefix:name` (empty: `system.slice:berth:<id>`).
 pub(crate) fn parse_path(cgroups_path: Option<&str>, id: &str) -> Result<(String, String, String)> {
     let Some(p) = cgroups_path.filter(|p| !p.is_empty()) else {
+        check_unit_chars("container id", &format!("{id:?}"), id)?;
         return Ok(("system.slice".into(), "berth".into(), id.into()));
     };
     let parts: Vec<&str> = p.split(':').collect();
@@ -60,15 +88,7 @@ pub(crate) fn parse_path(cgroups_path: Option<&str>, id: &str) -> Result<(String
                 format!("{p:?}: systemd unit names cannot contain '/'"),
             ));
         }
-        if let Some(c) = part
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || ":-_.\\@".contains(*c)))
-        {
-            return Err(Error::invalid(
-                FIELD,
-                format!("{p:?}: {c:?} cannot be part of a systemd unit name"),
-            ));
-        }
+        check_unit_chars(FIELD, &format!("{p:?}"), part)?;
     }
     let slice = if parts[0].is_empty() {
         "system.slice"
@@ -159,38 +179,100 @@ fn manager_call(
     c.call(Some(DEST), PATH, IFACE, member, args)
 }
 
-/// Runs a job-returning method and waits until systemd has finished the
-/// job; its result ("done", "failed", ...) is returned.
-fn run_job(c: &mut Conn, member: &str, args: &[Value]) -> std::result::Result<String, dbus::Error> {
+/// A job systemd accepted: its object path, and who may report its end.
+struct Job {
+    path: String,
+    /// systemd's unique name on the bus (empty on its private socket,
+    /// where nobody else can speak).
+    sender: String,
+}
+
+/// Calls a job-returning method; its end is awaited by [`wait_job`].
+fn submit_job(c: &mut Conn, member: &str, args: &[Value]) -> std::result::Result<Job, dbus::Error> {
     // Without a subscription systemd sends job signals only to some
     // clients; with it, to this one. On the bus, the match rule lets the
     // bus deliver them.
     manager_call(c, "Subscribe", &[])?;
-    let rule = format!(
-        "type='signal',sender='{DEST}',path='{PATH}',interface='{IFACE}',member='JobRemoved'"
-    );
-    let _ = c.call(
-        Some("org.freedesktop.DBus"),
-        "/org/freedesktop/DBus",
-        "org.freedesktop.DBus",
-        "AddMatch",
-        &[Value::Str(rule)],
-    );
+    let mut sender = String::new();
+    if c.bus {
+        let bus = |c: &mut Conn, member: &str, arg: String| {
+            c.call(
+                Some("org.freedesktop.DBus"),
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                member,
+                &[Value::Str(arg)],
+            )
+        };
+        let rule = format!(
+            "type='signal',sender='{DEST}',path='{PATH}',interface='{IFACE}',member='JobRemoved'"
+        );
+        bus(c, "AddMatch", rule)?;
+        // Any local peer may send signals to this connection: only
+        // systemd's own count.
+        let owner = bus(c, "GetNameOwner", DEST.into())?;
+        sender = owner
+            .first()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+    }
     let reply = manager_call(c, member, args)?;
-    let job = reply
+    let path = reply
         .first()
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    Ok(Job { path, sender })
+}
+
+/// Waits until systemd has finished `job`; returns its result ("done",
+/// "failed", ...).
+fn wait_job(c: &mut Conn, job: &Job) -> std::result::Result<String, dbus::Error> {
     // JobRemoved(u id, o job, s unit, s result)
     let m = c.wait_signal(TIMEOUT, |m| {
-        m.member == "JobRemoved" && m.body.get(1).and_then(Value::as_str) == Some(job.as_str())
+        m.member == "JobRemoved"
+            && m.interface == IFACE
+            && m.path == PATH
+            && m.sender == job.sender
+            && m.body.get(1).and_then(Value::as_str) == Some(job.path.as_str())
     })?;
     Ok(m.body
         .get(3)
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string())
+}
+
+/// The cgroup systemd gave a unit (its `ControlGroup` property): systemd
+/// escapes some names, so it is read rather than computed.
+fn control_group(c: &mut Conn, unit: &str) -> std::result::Result<String, dbus::Error> {
+    let obj = manager_call(c, "GetUnit", &[Value::Str(unit.into())])?;
+    let obj = obj
+        .first()
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let v = c.call(
+        Some(DEST),
+        &obj,
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        &[
+            Value::Str("org.freedesktop.systemd1.Scope".into()),
+            Value::Str("ControlGroup".into()),
+        ],
+    )?;
+    match v.first() {
+        Some(Value::Variant(inner)) => Ok(inner.as_str().unwrap_or_default().to_string()),
+        _ => Ok(String::new()),
+    }
+}
+
+/// The inode of a directory, if it exists.
+fn inode(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 fn is_remote(e: &dbus::Error, names: &[&str]) -> bool {
@@ -248,8 +330,12 @@ pub(crate) fn properties(r: &LinuxResources, v2: bool) -> Result<Vec<Value>> {
         }
         if v2 {
             let mask = |list: &str, field: &str| -> Result<Value> {
-                let ids = parse_cpuset(list)
-                    .map_err(|e| Error::invalid(format!("linux.resources.cpu.{field}"), e))?;
+                let f = || format!("linux.resources.cpu.{field}");
+                let ids = parse_cpuset(list).map_err(|e| Error::invalid(f(), e))?;
+                // systemd's own bound on CPU and node numbers.
+                if let Some(big) = ids.iter().find(|i| **i >= 8192) {
+                    return Err(Error::invalid(f(), format!("{big} is beyond 8191")));
+                }
                 let mut bytes = vec![0u8; ids.iter().max().map_or(0, |m| *m as usize / 8 + 1)];
                 for id in ids {
                     bytes[id as usize / 8] |= 1 << (id % 8);
@@ -274,7 +360,12 @@ pub(crate) fn properties(r: &LinuxResources, v2: bool) -> Result<Vec<Value>> {
             _ => {}
         }
     }
-    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w != 0)
+    {
         if v2 {
             put("IOWeight", Value::U64(blkio_weight_to_io_weight(w as u64)));
         } else {
@@ -304,14 +395,14 @@ impl Manager {
         }
         let unit = unit_name(&prefix, &name);
         let path = format!("{}/{unit}", slice_path(&slice)?);
-        let mut fs = crate::Manager::cgroupfs(path)?;
-        fs.own_leaves();
+        let fs = crate::Manager::cgroupfs(path)?;
         Ok(Manager {
             unit,
             slice,
             id: id.into(),
             fs: Box::new(fs),
             started: false,
+            ino: None,
         })
     }
 
@@ -345,6 +436,9 @@ impl Manager {
         };
         props.push(Value::property(io, Value::Bool(true)));
         props.extend(properties(r, self.v2())?);
+        if !self.v2() {
+            props.extend(device_properties(r)?);
+        }
         let mut c = connect()?;
         // A unit of the same name that failed earlier would block the name.
         let _ = manager_call(&mut c, "ResetFailedUnit", &[Value::Str(self.unit.clone())]);
@@ -355,9 +449,12 @@ impl Manager {
             Value::Array("(sa(sv))".into(), Vec::new()),
         ];
         let what = || format!("systemd: starting {}", self.unit);
-        match run_job(&mut c, "StartTransientUnit", &args) {
-            Ok(r) if r == "done" => {}
-            Ok(r) => return Err(Error::Systemd(format!("{}: the job ended {r:?}", what()))),
+        // Directories already there (left over in hierarchies systemd does
+        // not manage) are joined, never taken for this container's own.
+        let before: Vec<std::path::PathBuf> =
+            self.fs.dirs().into_iter().filter(|d| d.exists()).collect();
+        let job = match submit_job(&mut c, "StartTransientUnit", &args) {
+            Ok(job) => job,
             Err(e) if is_remote(&e, &[".UnitExists"]) => {
                 return Err(Error::Systemd(format!(
                     "{}: the unit already exists (another container uses {FIELD} {}:…)",
@@ -366,8 +463,21 @@ impl Manager {
                 )))
             }
             Err(e) => return Err(err(what(), e)),
-        }
+        };
+        // Accepted: from here on a failure must stop the unit again.
         self.started = true;
+        match wait_job(&mut c, &job) {
+            Ok(r) if r == "done" => {}
+            Ok(r) => return Err(Error::Systemd(format!("{}: the job ended {r:?}", what()))),
+            Err(e) => return Err(err(what(), e)),
+        }
+        let cg = control_group(&mut c, &self.unit).map_err(|e| err(what(), e))?;
+        if !cg.is_empty() && cg != self.fs.path() {
+            *self.fs = crate::Manager::cgroupfs(cg)?;
+        }
+        self.fs
+            .own_leaves(&|d| d.exists() && !before.iter().any(|b| b == d));
+        self.ino = self.fs.dirs().first().and_then(|d| inode(d));
         // v1: the hierarchies systemd does not manage (cpuset, freezer, ...)
         // get their directories here; the rest are joined as they are.
         self.fs.create()?;
@@ -379,7 +489,19 @@ impl Manager {
     /// them, then the files.
     pub(crate) fn apply(&self, r: &LinuxResources) -> Result<()> {
         if self.started {
-            let props = properties(r, self.v2())?;
+            let mut r = r.clone();
+            // A new quota alone keeps the period the cgroup has: systemd's
+            // per-second quota is computed against it.
+            if let Some(cpu) = r
+                .cpu()
+                .as_ref()
+                .filter(|c| c.quota().is_some() && c.period().is_none())
+            {
+                let mut cpu = cpu.clone();
+                cpu.set_period(self.current_period());
+                r.set_cpu(Some(cpu));
+            }
+            let props = properties(&r, self.v2())?;
             if !props.is_empty() {
                 let mut c = connect()?;
                 let args = [
@@ -402,10 +524,21 @@ impl Manager {
             // Never started here: a unit of that name is someone else's.
             return Ok(());
         }
+        let primary = self.fs.dirs().into_iter().next();
+        let now = primary.as_deref().and_then(inode);
+        match (self.ino, now) {
+            // The scope went away with its last process: what is left is
+            // what berth made beside it, removed only where empty, since
+            // another container may have taken the name since.
+            (Some(_), None) => return self.fs.remove_unused(),
+            // Another scope of the same name: not this container's.
+            (Some(a), Some(b)) if a != b => return Ok(()),
+            _ => {}
+        }
         let killed = self.fs.destroy();
         let mut c = connect()?;
         let args = [Value::Str(self.unit.clone()), Value::Str("replace".into())];
-        match run_job(&mut c, "StopUnit", &args) {
+        match submit_job(&mut c, "StopUnit", &args).and_then(|job| wait_job(&mut c, &job)) {
             Ok(_) => {}
             Err(e) if is_remote(&e, &[".NoSuchUnit", ".UnitNotLoaded"]) => {}
             Err(e) => return Err(err(format!("systemd: stopping {}", self.unit), e)),
@@ -413,6 +546,78 @@ impl Manager {
         let _ = manager_call(&mut c, "ResetFailedUnit", &[Value::Str(self.unit.clone())]);
         killed
     }
+
+    /// The CFS period of the cgroup now, in µs (the kernel's default when
+    /// it cannot be read).
+    fn current_period(&self) -> Option<u64> {
+        let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok();
+        let text = match &*self.fs {
+            crate::Manager::V2(m) => read(m.dir().join("cpu.max"))
+                .and_then(|t| t.split_whitespace().nth(1).map(str::to_string)),
+            crate::Manager::V1(m) => m
+                .controller_dir("cpu")
+                .and_then(|d| read(d.join("cpu.cfs_period_us"))),
+            crate::Manager::Systemd(_) => None,
+        };
+        text.and_then(|t| t.trim().parse().ok()).or(Some(100_000))
+    }
+}
+
+/// v1 only: the device rules as `DevicePolicy`/`DeviceAllow`. systemd
+/// rewrites a scope's devices cgroup from these on a reload, and with none
+/// it writes "allow all": the container would gain every device. Only a
+/// deny-by-default list has a systemd form (runc's limit too); other lists
+/// stay with cgroupfs alone.
+fn device_properties(r: &LinuxResources) -> Result<Vec<Value>> {
+    use crate::devices::{access_string, rules_from_oci, DevType, DeviceState};
+    let Some(devs) = r.devices() else {
+        return Ok(Vec::new());
+    };
+    let mut state = DeviceState {
+        default_allow: true,
+        exceptions: Vec::new(),
+    };
+    state.apply_all(&rules_from_oci(devs)?);
+    if state.default_allow {
+        return Ok(Vec::new());
+    }
+    let names = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+    let mut allow = Vec::new();
+    for e in &state.exceptions {
+        let (kind, section) = match e.typ {
+            DevType::Char => ("char", "Character devices:"),
+            DevType::Block => ("block", "Block devices:"),
+        };
+        let spec = match (e.major, e.minor) {
+            (Some(ma), Some(mi)) => format!("/dev/{kind}/{ma}:{mi}"),
+            (None, _) => format!("{kind}-*"),
+            // A whole major: systemd names it by its driver.
+            (Some(ma), None) => match driver_name(&names, section, ma) {
+                Some(n) => format!("{kind}-{n}"),
+                None => continue,
+            },
+        };
+        allow.push(Value::Struct(vec![
+            Value::Str(spec),
+            Value::Str(access_string(e.access)),
+        ]));
+    }
+    Ok(vec![
+        Value::property("DevicePolicy", Value::Str("strict".into())),
+        Value::property("DeviceAllow", Value::Array("(ss)".into(), allow)),
+    ])
+}
+
+/// The driver name of `major` in one section of /proc/devices.
+fn driver_name(text: &str, section: &str, major: u32) -> Option<String> {
+    text.split("\n\n")
+        .find(|s| s.trim_start().starts_with(section))?
+        .lines()
+        .skip(1)
+        .find_map(|l| {
+            let (m, name) = l.trim().split_once(' ')?;
+            (m.parse() == Ok(major)).then(|| name.trim().to_string())
+        })
 }
 
 #[cfg(test)]
@@ -507,6 +712,62 @@ mod tests {
         assert!(names.contains(&"CPUShares".to_string()), "{names:?}");
         assert!(names.contains(&"BlockIOWeight".to_string()), "{names:?}");
         assert!(!names.contains(&"AllowedCPUs".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn a_deny_by_default_device_list_becomes_a_strict_policy() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"devices":[{"allow":false,"access":"rwm"},
+                {"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"},
+                {"allow":true,"type":"c","major":136,"access":"rw"},
+                {"allow":true,"type":"b","access":"r"}]}"#,
+        )
+        .unwrap();
+        let p = device_properties(&r).unwrap();
+        assert_eq!(
+            p[0],
+            Value::property("DevicePolicy", Value::Str("strict".into()))
+        );
+        let Value::Struct(f) = &p[1] else { panic!() };
+        let Value::Variant(v) = &f[1] else { panic!() };
+        let Value::Array(_, allow) = &**v else {
+            panic!()
+        };
+        let pair =
+            |a: &str, b: &str| Value::Struct(vec![Value::Str(a.into()), Value::Str(b.into())]);
+        assert!(allow.contains(&pair("/dev/char/1:3", "rwm")), "{allow:?}");
+        assert!(allow.contains(&pair("block-*", "r")), "{allow:?}");
+        // 136 is "pts" where /proc/devices says so; unnamed majors are left
+        // to cgroupfs.
+        assert!(allow.len() >= 2);
+        // Allow-by-default lists have no systemd form.
+        let open: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":true,"access":"rwm"}]}"#).unwrap();
+        assert!(device_properties(&open).unwrap().is_empty());
+    }
+
+    #[test]
+    fn drivers_are_named_from_proc_devices() {
+        let text = "Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  8 sd\n";
+        assert_eq!(
+            driver_name(text, "Character devices:", 136).as_deref(),
+            Some("pts")
+        );
+        assert_eq!(
+            driver_name(text, "Block devices:", 8).as_deref(),
+            Some("sd")
+        );
+        assert_eq!(driver_name(text, "Block devices:", 136), None);
+    }
+
+    #[test]
+    fn unset_weights_and_huge_cpu_ids_do_not_reach_systemd() {
+        let r: LinuxResources = serde_json::from_str(r#"{"blockIO":{"weight":0}}"#).unwrap();
+        assert!(properties(&r, true).unwrap().is_empty());
+        let r: LinuxResources = serde_json::from_str(r#"{"cpu":{"cpus":"4294967295"}}"#).unwrap();
+        let e = properties(&r, true).unwrap_err();
+        assert!(e.to_string().starts_with("linux.resources.cpu.cpus"), "{e}");
+        assert!(parse_path(None, "a+b").is_err());
     }
 
     #[test]

@@ -646,9 +646,9 @@ impl Manager {
         Ok(out)
     }
 
-    pub(crate) fn own_leaves(&mut self) {
+    pub(crate) fn own_leaves(&mut self, keep: &dyn Fn(&Path) -> bool) {
         for d in self.dirs() {
-            if !self.created.contains(&d) {
+            if keep(&d) && !self.created.contains(&d) {
                 self.created.push(d);
             }
         }

@@ -160,9 +160,9 @@ impl Manager {
         fs::settle_created(res, created, &mut self.created)
     }
 
-    pub(crate) fn own_leaves(&mut self) {
+    pub(crate) fn own_leaves(&mut self, keep: &dyn Fn(&std::path::Path) -> bool) {
         let dir = self.dir();
-        if !self.created.contains(&dir) {
+        if keep(&dir) && !self.created.contains(&dir) {
             self.created.push(dir);
         }
     }

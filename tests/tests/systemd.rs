@@ -188,6 +188,12 @@ fn limits_survive_a_daemon_reload() {
         read(&scope_dir(&unit, "memory"), memory_limit().0),
         "50331648"
     );
+    if !unified() {
+        // With no device properties systemd would write "a *:* rwm" here.
+        let list = read(&scope_dir(&unit, "devices"), "devices.list");
+        assert!(!list.contains("a *:* rwm"), "devices opened up: {list}");
+        assert!(list.contains("c 1:3 rwm"), "/dev/null lost: {list}");
+    }
     let cpu = scope_dir(&unit, "cpu");
     if unified() {
         assert_eq!(read(&cpu, "cpu.max"), "20000 100000");
