@@ -398,8 +398,17 @@ impl Runtime {
                 "cannot kill container {id}: it is not running"
             )));
         }
-        let fd = sys::pidfd_open(saved.pid).ctx(|| format!("container {id} init {}", saved.pid))?;
-        sys::pidfd_send_signal(fd.as_fd(), signal).ctx(|| format!("signalling container {id}"))
+        match sys::pidfd_open(saved.pid) {
+            Ok(fd) => sys::pidfd_send_signal(fd.as_fd(), signal)
+                .ctx(|| format!("signalling container {id}")),
+            // Kernels before 5.3 (and valgrind) lack pidfds: the status
+            // check above compared the pid's start time, so a plain kill
+            // still reaches the container's init.
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                sys::kill(saved.pid, signal).ctx(|| format!("signalling container {id}"))
+            }
+            Err(e) => Err(e).ctx(|| format!("container {id} init {}", saved.pid)),
+        }
     }
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
@@ -762,16 +771,21 @@ struct Phases {
     marks: Vec<(&'static str, std::time::Duration, u64)>,
 }
 
-/// VmHWM of this process in KiB, 0 if unknown.
-fn peak_rss_kib() -> u64 {
+/// A "kB" field of /proc/self/status in KiB, 0 if unknown.
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// VmHWM (peak RSS) of this process in KiB, 0 if unknown.
+fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM")
 }
 
 impl Phases {
@@ -801,7 +815,15 @@ impl Phases {
                 .iter()
                 .map(|(p, d, hwm)| format!("{p}={:.3}ms/{hwm}KiB", d.as_secs_f64() * 1000.0))
                 .collect();
-            crate::logging::debug(&format!("{} phases: {}", self.what, parts.join(" ")));
+            // Which kind of memory the peak is made of: pages of berth's
+            // own binary (file) or heap and stacks (anon).
+            crate::logging::debug(&format!(
+                "{} phases: {} (now: file {}KiB anon {}KiB)",
+                self.what,
+                parts.join(" "),
+                status_kib("RssFile"),
+                status_kib("RssAnon")
+            ));
         }
     }
 }
