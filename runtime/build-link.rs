@@ -48,3 +48,21 @@ pub fn pack_relocations(bin: &str) {
         println!("cargo:rustc-link-arg-bin={bin}=-Wl,-z,pack-relative-relocs");
     }
 }
+
+/// Hands `list` (relative to the package) to lld as the symbol ordering of
+/// a release build of `bin`, unless BERTH_LINK_ORDER=0.
+pub fn order(bin: &str, list: &str) {
+    println!("cargo:rerun-if-changed={list}");
+    println!("cargo:rerun-if-env-changed=BERTH_LINK_ORDER");
+    let release = std::env::var("PROFILE").as_deref() == Ok("release");
+    let wanted = std::env::var("BERTH_LINK_ORDER").as_deref() != Ok("0");
+    let path = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join(list);
+    if release && wanted && lld() && path.exists() {
+        println!(
+            "cargo:rustc-link-arg-bin={bin}=-Wl,--symbol-ordering-file={}",
+            path.display()
+        );
+        // Functions renamed since the list was made are simply not moved.
+        println!("cargo:rustc-link-arg-bin={bin}=-Wl,--no-warn-symbol-ordering");
+    }
+}
