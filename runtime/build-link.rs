@@ -65,4 +65,15 @@ pub fn order(bin: &str, list: &str) {
         // Functions renamed since the list was made are simply not moved.
         println!("cargo:rustc-link-arg-bin={bin}=-Wl,--no-warn-symbol-ordering");
     }
+    // hack/link-order reads the symbols of a stripped release build from
+    // the linker's map (BERTH_LINK_MAP=DIR: DIR/<bin>.map): building
+    // without stripping would be another profile, whose symbol names
+    // differ.
+    println!("cargo:rerun-if-env-changed=BERTH_LINK_MAP");
+    if let Ok(dir) = std::env::var("BERTH_LINK_MAP") {
+        if lld() {
+            println!("cargo:rustc-link-arg-bin={bin}=-Wl,-Map={dir}/{bin}.map");
+            println!("cargo:rustc-link-arg-bin={bin}=-Wl,--no-demangle");
+        }
+    }
 }

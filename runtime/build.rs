@@ -7,16 +7,6 @@
 mod link;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=BERTH_LINK_MAP");
     link::pack_relocations("berth");
     link::order("berth", "link-order.txt");
-    // hack/link-order reads the symbols of a stripped release build from
-    // the linker's map: building without stripping would be another
-    // profile, whose symbol names differ.
-    if let Ok(map) = std::env::var("BERTH_LINK_MAP") {
-        if link::lld() {
-            println!("cargo:rustc-link-arg-bin=berth=-Wl,-Map={map}");
-            println!("cargo:rustc-link-arg-bin=berth=-Wl,--no-demangle");
-        }
-    }
 }

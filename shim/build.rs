@@ -1,11 +1,18 @@
 //! Release builds of the shim pack their relocations and lay out first the
-//! functions berth's lifecycle runs, which the shim runs too as a library
-//! (see runtime/build-link.rs and runtime/build.rs).
+//! functions its daemon runs (shim/link-order.txt, made by
+//! hack/link-order; see runtime/build-link.rs).
 
 #[path = "../runtime/build-link.rs"]
 mod link;
 
 fn main() {
     link::pack_relocations("containerd-shim-berth-v2");
-    link::order("containerd-shim-berth-v2", "../runtime/link-order.txt");
+    // The shim's own list (its daemon's code first), else berth's.
+    let own = std::path::Path::new("link-order.txt");
+    let list = if own.exists() {
+        "link-order.txt"
+    } else {
+        "../runtime/link-order.txt"
+    };
+    link::order("containerd-shim-berth-v2", list);
 }
