@@ -11,6 +11,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The integration tests run the berth binary, so build it first.
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast -- --test-threads 2
+# Release builds link differently (functions in link order, packed
+# relocations): the lifecycle and exec suites run against release berth
+# too, and the release shim must start.
+cargo build --release -p berth -p berth-shim
+REL=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release
+BERTH_BIN=$(readlink -f "$REL/berth") \
+  cargo test -p berth-tests --test lifecycle --test exec -- --test-threads 2
+"$REL/containerd-shim-berth-v2" -info > /dev/null
 # Real clients: containerd 1.7 and 2.1 (from Debian's newer suites) driving
 # berth through their stock runc shim (each scenario also run with runc) and
 # through berth's own shim, by ctr and by the Kubernetes CRI; podman.
