@@ -171,6 +171,15 @@ fn connect() -> Result<Conn> {
     }
 }
 
+/// The string (or object path) at `i` of a reply or signal body; empty
+/// where there is none.
+fn str_at(body: &[Value], i: usize) -> String {
+    body.get(i)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn manager_call(
     c: &mut Conn,
     member: &str,
@@ -210,19 +219,9 @@ fn submit_job(c: &mut Conn, member: &str, args: &[Value]) -> std::result::Result
         bus(c, "AddMatch", rule)?;
         // Any local peer may send signals to this connection: only
         // systemd's own count.
-        let owner = bus(c, "GetNameOwner", DEST.into())?;
-        sender = owner
-            .first()
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        sender = str_at(&bus(c, "GetNameOwner", DEST.into())?, 0);
     }
-    let reply = manager_call(c, member, args)?;
-    let path = reply
-        .first()
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let path = str_at(&manager_call(c, member, args)?, 0);
     Ok(Job { path, sender })
 }
 
@@ -235,24 +234,15 @@ fn wait_job(c: &mut Conn, job: &Job) -> std::result::Result<String, dbus::Error>
             && m.interface == IFACE
             && m.path == PATH
             && m.sender == job.sender
-            && m.body.get(1).and_then(Value::as_str) == Some(job.path.as_str())
+            && str_at(&m.body, 1) == job.path
     })?;
-    Ok(m.body
-        .get(3)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string())
+    Ok(str_at(&m.body, 3))
 }
 
 /// The cgroup systemd gave a unit (its `ControlGroup` property): systemd
 /// escapes some names, so it is read rather than computed.
 fn control_group(c: &mut Conn, unit: &str) -> std::result::Result<String, dbus::Error> {
-    let obj = manager_call(c, "GetUnit", &[Value::Str(unit.into())])?;
-    let obj = obj
-        .first()
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let obj = str_at(&manager_call(c, "GetUnit", &[Value::Str(unit.into())])?, 0);
     let v = c.call(
         Some(DEST),
         &obj,

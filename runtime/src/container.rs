@@ -771,21 +771,20 @@ struct Phases {
     marks: Vec<(&'static str, std::time::Duration, u64)>,
 }
 
-/// A "kB" field of /proc/self/status in KiB, 0 if unknown.
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// "kB" fields of /proc/self/status in KiB (one read), 0 where unknown.
+fn status_kib<const N: usize>(fields: [&str; N]) -> [u64; N] {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    fields.map(|field| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 /// VmHWM (peak RSS) of this process in KiB, 0 if unknown.
 fn peak_rss_kib() -> u64 {
-    status_kib("VmHWM")
+    status_kib(["VmHWM"])[0]
 }
 
 impl Phases {
@@ -817,12 +816,11 @@ impl Phases {
                 .collect();
             // Which kind of memory the peak is made of: pages of berth's
             // own binary (file) or heap and stacks (anon).
+            let [file, anon] = status_kib(["RssFile", "RssAnon"]);
             crate::logging::debug(&format!(
-                "{} phases: {} (now: file {}KiB anon {}KiB)",
+                "{} phases: {} (now: file {file}KiB anon {anon}KiB)",
                 self.what,
                 parts.join(" "),
-                status_kib("RssFile"),
-                status_kib("RssAnon")
             ));
         }
     }
