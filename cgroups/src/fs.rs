@@ -94,8 +94,11 @@ pub(crate) fn procs_recursive(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
     let procs = dir.join("cgroup.procs");
     match std::fs::read_to_string(&procs) {
         Ok(s) => out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
-        // The cgroup was removed under us: it holds nothing.
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        // The cgroup was removed under us (ENODEV: it is being removed,
+        // e.g. by systemd once its scope emptied): it holds nothing.
+        Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV) => {
+            return Ok(())
+        }
         Err(e) => return Err(io_err(&procs, e)),
     }
     for child in subdirs(dir)? {
