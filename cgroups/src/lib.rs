@@ -367,6 +367,55 @@ impl Manager {
         v1::remove_created(self.created(), &[])
     }
 
+    /// Refuses a cgroup a new container must not be put into: one that is
+    /// frozen (itself or through an ancestor: its init would never run, and
+    /// `create` would wait for it for ever) or that already holds processes
+    /// (runc: "container's cgroup is not empty"). Called once the cgroup
+    /// exists; a cgroup not made yet (a systemd scope) passes.
+    pub fn check_usable(&self) -> Result<()> {
+        const FIELD: &str = "linux.cgroupsPath";
+        let frozen = match self {
+            Manager::Systemd(_) => false,
+            Manager::V1(m) => matches!(m.freezer_state(), Ok(FreezerState::Frozen)),
+            Manager::V2(m) => std::fs::read_to_string(m.dir().join("cgroup.events"))
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == "frozen 1")),
+        };
+        if frozen {
+            return Err(Error::invalid(
+                FIELD,
+                format!(
+                    "cgroup {} is frozen: a container placed in it could never run (thaw it first)",
+                    self.path()
+                ),
+            ));
+        }
+        if let Ok(pids) = self.pids() {
+            if !pids.is_empty() {
+                return Err(Error::invalid(
+                    FIELD,
+                    format!(
+                        "container's cgroup is not empty: {} process(es) already in {}",
+                        pids.len(),
+                        self.path()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// For a container whose `create` died before recording it (the
+    /// recovery path of `delete --force`): counts the cgroup's own
+    /// directories that exist as berth's, so that [`Manager::destroy`]
+    /// kills what is left in them and removes them.
+    pub fn reclaim(&mut self) {
+        if let Manager::Systemd(s) = self {
+            s.started = true;
+            s.ino = None;
+        }
+        self.own_leaves(&|d| d.is_dir());
+    }
+
     /// Usage counters, shaped like the `data` of runc's `events --stats`.
     pub fn stats(&self) -> Result<Stats> {
         dispatch!(self, m => m.stats())

@@ -115,6 +115,9 @@ fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // A process group of its own, so that a hook that times out is killed
+    // with everything it started (`sh -c "sleep 60"` leaves no sleep).
+    cmd.process_group(0);
     // A hook starts with no signal blocked, whatever berth's caller (a
     // `run` forwarding signals, the shim's reaper) blocked.
     // SAFETY: the closure only calls sigprocmask, which is async-signal-safe.
@@ -164,6 +167,10 @@ fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
         .map_or(-1, |t| t.saturating_mul(1000).min(i32::MAX as i64) as i32);
     use std::os::fd::AsFd;
     if !crate::sys::pidfd_wait_exit(pidfd.as_fd(), timeout_ms).map_err(|e| e.to_string())? {
+        // The group first (its leader's pid is its id, and the leader is
+        // still unreaped, so the id cannot have been reused), then reap.
+        // SAFETY: plain syscall.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
         let _ = child.kill();
         let _ = child.wait();
         return Err(format!("timed out after {}s", h.timeout().unwrap_or(0)));

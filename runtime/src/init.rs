@@ -10,7 +10,11 @@
 //! 3. build the rootfs, letting the parent run prestart/createRuntime hooks
 //!    at the right moment, then pivot_root;
 //! 4. set up the process (console, identity, capabilities, seccomp), report
-//!    ready, wait on the exec fifo for `start`, exec.
+//!    ready and hold until the parent has recorded the container (the
+//!    channel closing first means the parent died: exit, never orphaned);
+//! 5. for a new container, wait on the start socket for `start`, whose
+//!    connection stays open until the user program is exec'd (the
+//!    connection is close-on-exec) or carries the error that stopped it.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -51,7 +55,8 @@ pub struct Bootstrap {
     pub join: Vec<(LinuxNamespaceType, PathBuf)>,
     /// Namespaces to create.
     pub new: Vec<LinuxNamespaceType>,
-    pub fifo_fd: Option<RawFd>,
+    /// The listening start socket `start` connects to (create only).
+    pub start_fd: Option<RawFd>,
     pub console_fd: Option<RawFd>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
@@ -105,7 +110,7 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     // Nothing in the container may ptrace us or open our /proc files while
     // we set it up; execve of the user program resets this.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "PR_SET_DUMPABLE".into())?;
-    for fd in [b.fifo_fd, b.console_fd].into_iter().flatten() {
+    for fd in [b.start_fd, b.console_fd].into_iter().flatten() {
         sys::set_cloexec(fd, true).ctx(|| "marking internal fds close-on-exec".into())?;
     }
     sys::set_cloexec(ch.socket().as_raw_fd(), true).ctx(|| "cloexec".into())?;
@@ -128,15 +133,12 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
 
     if b.mode == Mode::Create {
         let devnull = rootfs::open_devnull()?;
-        let mount_joined = b.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount);
-        let fs = if mount_joined {
-            None
-        } else {
-            let fs = rootfs::prepare(&b.spec, &b.rootfs, in_userns)?;
-            fs.mount_all(&b.spec, &b.bundle)?;
-            fs.setup_dev(&b.spec)?;
-            Some(fs)
-        };
+        // A mount namespace joined by path gets the full rootfs set-up too,
+        // inside it (runc's behaviour): the container never runs on
+        // whatever that namespace has at /.
+        let fs = rootfs::prepare(&b.spec, &b.rootfs, in_userns)?;
+        fs.mount_all(&b.spec, &b.bundle)?;
+        fs.setup_dev(&b.spec)?;
         ch.send(&Msg::RunHooks)?;
         state_json = match ch.recv()? {
             Some(Msg::HooksDone { state }) => state.into_bytes(),
@@ -155,21 +157,19 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         if let Some(adj) = b.process.oom_score_adj() {
             write_oom_score_adj(adj)?;
         }
-        if let Some(fs) = &fs {
-            if let Some(m) = linux.and_then(|l| l.masked_paths().as_ref()) {
-                fs.mask_paths(m, devnull.as_fd())?;
-            }
-            if let Some(r) = linux.and_then(|l| l.readonly_paths().as_ref()) {
-                fs.readonly_paths(r)?;
-            }
-            fs.pivot(b.no_pivot)?;
-            // The rootfs bind had to be private for pivot_root; now give the
-            // container's / the propagation the config asks for.
-            if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-                let flag = crate::mounts::propagation_flag(p).unwrap_or(0);
-                sys::mount(None, Path::new("/"), None, flag, None)
-                    .map_err(|e| Error::Config(format!("linux.rootfsPropagation {p}: {e}")))?;
-            }
+        if let Some(m) = linux.and_then(|l| l.masked_paths().as_ref()) {
+            fs.mask_paths(m, devnull.as_fd())?;
+        }
+        if let Some(r) = linux.and_then(|l| l.readonly_paths().as_ref()) {
+            fs.readonly_paths(r)?;
+        }
+        fs.pivot(b.no_pivot)?;
+        // The rootfs bind had to be private for pivot_root; now give the
+        // container's / the propagation the config asks for.
+        if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+            let flag = crate::mounts::propagation_flag(p).unwrap_or(0);
+            sys::mount(None, Path::new("/"), None, flag, None)
+                .map_err(|e| Error::Config(format!("linux.rootfsPropagation {p}: {e}")))?;
         }
         drop(devnull);
         if let Some(h) = b.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -260,23 +260,39 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     let exe = process::find_executable(&args[0], &env)?;
 
     ch.send(&Msg::Ready)?;
-    if let Some(fifo) = b.fifo_fd {
-        wait_for_start(fifo)?;
+    // Until the parent has recorded the container it may die and leave us
+    // known to nobody: its channel closing here ends us instead.
+    expect_continue(ch, "the container to be recorded")?;
+    let report = match b.start_fd {
+        Some(fd) => Some(wait_for_start(fd)?),
+        None => None,
+    };
+    let last = (|| -> Result<Never> {
+        if b.mode == Mode::Create {
+            hooks::run(
+                b.spec.hooks().as_ref(),
+                hooks::Kind::StartContainer,
+                &state_json,
+            )?;
+        }
+        if nnp {
+            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "PR_SET_NO_NEW_PRIVS".into())?;
+        }
+        if let Some(f) = seccomp.as_ref().filter(|_| !early) {
+            f.load()?;
+        }
+        exec(&exe, &args, &env)
+    })();
+    let err = match last {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // `start` waits on this connection: it gets the reason (the parent of
+    // a create is gone by now; an exec's parent reads it from the channel).
+    if let Some(conn) = report {
+        let _ = sys::send_nosignal(conn.as_fd(), err.to_string().as_bytes());
     }
-    if b.mode == Mode::Create {
-        hooks::run(
-            b.spec.hooks().as_ref(),
-            hooks::Kind::StartContainer,
-            &state_json,
-        )?;
-    }
-    if nnp {
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "PR_SET_NO_NEW_PRIVS".into())?;
-    }
-    if let Some(f) = seccomp.as_ref().filter(|_| !early) {
-        f.load()?;
-    }
-    exec(&exe, &args, &env)
+    Err(err)
 }
 
 fn expect_continue(ch: &mut Channel, what: &str) -> Result<()> {
@@ -535,22 +551,35 @@ fn attach_console(slave: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `berth start` writes to the exec fifo. The fifo was opened
-/// O_RDWR by the parent, so we are both a reader and a writer: the read
-/// blocks until a byte arrives instead of seeing EOF, and `start` can tell
-/// whether we are still alive (its O_WRONLY|O_NONBLOCK open fails with ENXIO
-/// once no reader remains).
-fn wait_for_start(fifo: RawFd) -> Result<()> {
-    // SAFETY: the parent passed this fd.
-    let fd = unsafe { BorrowedFd::borrow_raw(fifo) };
-    let mut b = [0u8; 1];
-    let n = sys::read_fd(fd, &mut b).ctx(|| "waiting on the exec fifo".into())?;
-    if n == 0 {
-        return Err(Error::State("exec fifo closed before start".into()));
-    }
-    // SAFETY: closing our own fd.
-    unsafe { libc::close(fifo) };
-    Ok(())
+/// Blocks until `berth start` connects to the start socket (the parent
+/// made it listening; it stays so for as long as we live, so `start` sees
+/// ECONNREFUSED once we are gone). Returns the connection, close-on-exec:
+/// `start` reads end-of-file from it once the user program is exec'd.
+fn wait_for_start(listener: RawFd) -> Result<UnixStream> {
+    // SAFETY: the parent passed this fd; nothing else in this process owns it.
+    let listener = unsafe { OwnedFd::from_raw_fd(listener) };
+    let conn = loop {
+        // SAFETY: accept4 on a listening socket we own; null address out.
+        let fd = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a fresh fd from the kernel.
+            break unsafe { UnixStream::from_raw_fd(fd) };
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::sys("waiting for start on the start socket", e));
+        }
+    };
+    // Nobody else may start us a second time.
+    drop(listener);
+    Ok(conn)
 }
 
 fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {

@@ -666,13 +666,21 @@ fn exec_process(rt: &Runtime, a: &ExecArgs) -> Result<oci_spec::runtime::Process
         p.set_env(Some(env));
     }
     if let Some(u) = &a.user {
+        let id = |s: &str, what: &str| -> Result<u32> {
+            let n = s
+                .parse::<u32>()
+                .with_context(|| format!("--user {u:?}: {what} {s:?} is not a number"))?;
+            if n > berth::process::MAX_ID {
+                bail!(
+                    "--user {u:?}: {what} {n} is out of range (at most {})",
+                    berth::process::MAX_ID
+                );
+            }
+            Ok(n)
+        };
         let (uid, gid) = match u.split_once(':') {
-            Some((u, g)) => (u.parse::<u32>()?, Some(g.parse::<u32>()?)),
-            None => (
-                u.parse::<u32>()
-                    .with_context(|| format!("--user {u:?}: not a number"))?,
-                None,
-            ),
+            Some((us, g)) => (id(us, "uid")?, Some(id(g, "gid")?)),
+            None => (id(u, "uid")?, None),
         };
         let user = p.user_mut();
         user.set_uid(uid);

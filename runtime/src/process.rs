@@ -130,8 +130,35 @@ pub fn drop_bounding(plan: &CapPlan) -> Result<()> {
 
 /// Switches to the process's uid/gid/groups, keeping capabilities across the
 /// switch so the configured sets can be applied afterwards.
+/// The largest id berth passes to setresuid/setresgid/setgroups. Above it
+/// an id is negative as the kernel's signed argument, and -1 (4294967295)
+/// means "leave unchanged": the process would silently stay root.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// process.user: every id must be a real id (runc refuses the same range).
+pub fn validate_user(user: &oci_spec::runtime::User) -> Result<()> {
+    for (field, id) in [("uid", user.uid()), ("gid", user.gid())] {
+        if id > MAX_ID {
+            return Err(Error::Config(format!(
+                "process.user.{field}: {id} is out of range (at most {MAX_ID})"
+            )));
+        }
+    }
+    for (i, g) in user.additional_gids().iter().flatten().enumerate() {
+        if *g > MAX_ID {
+            return Err(Error::Config(format!(
+                "process.user.additionalGids[{i}]: {g} is out of range (at most {MAX_ID})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn set_identity(p: &Process, setgroups_allowed: bool) -> Result<()> {
     let u = p.user();
+    // Checked at create and exec already; checked again where it matters,
+    // since an id of -1 would silently leave the process root.
+    validate_user(u)?;
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "PR_SET_KEEPCAPS".into())?;
     if setgroups_allowed {
         let groups: Vec<libc::gid_t> = u.additional_gids().clone().unwrap_or_default();

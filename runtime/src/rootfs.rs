@@ -109,13 +109,17 @@ impl Rootfs {
 
     pub fn mount_all(&self, spec: &Spec, bundle: &Path) -> Result<()> {
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
-            self.mount_one(m, bundle).map_err(|e| match e {
-                Error::Config(_) => e,
-                other => Error::Config(format!(
-                    "mounts[{i}] ({} on {}): {other}",
+            // Every mount error names the mount by index and destination.
+            self.mount_one(m, bundle).map_err(|e| {
+                let msg = match e {
+                    Error::Config(m) => m,
+                    other => other.to_string(),
+                };
+                Error::Config(format!(
+                    "mounts[{i}] ({} on {}): {msg}",
                     m.typ().as_deref().unwrap_or("bind"),
                     m.destination().display()
-                )),
+                ))
             })?;
         }
         Ok(())
@@ -249,7 +253,12 @@ impl Rootfs {
         let in_cgroupns = own.lines().all(|l| l.ends_with(":/"));
         let ro = opts.flags & libc::MS_RDONLY != 0;
         let base = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-        let hier = hierarchies(&info);
+        // The host's hierarchies only: an earlier cgroup mount of this very
+        // container (under its rootfs) is in mountinfo too.
+        let hier: Vec<Hierarchy> = hierarchies(&info)
+            .into_iter()
+            .filter(|h| !h.mount_point.starts_with(&self.path))
+            .collect();
         if let Some(v2) = hier
             .iter()
             .find(|h| h.fstype == "cgroup2" && h.mount_point == Path::new("/sys/fs/cgroup"))
@@ -380,6 +389,11 @@ impl Rootfs {
                 self.create_device(&d)?;
             }
             for (link, target) in DEV_SYMLINKS {
+                // runc's rule: /dev/core only where the kernel has a
+                // /proc/kcore for it to point at, never a dangling link.
+                if *link == "core" && !Path::new("/proc/kcore").exists() {
+                    continue;
+                }
                 match sys::symlinkat(Path::new(target), devdir.as_fd(), Path::new(link)) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}

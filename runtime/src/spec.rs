@@ -169,19 +169,31 @@ pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             "linux.namespaces: berth requires a mount namespace".into(),
         ));
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
-        && !new_namespace(spec, LinuxNamespaceType::Uts)
-    {
-        return Err(Error::Config(
-            "hostname: setting a hostname needs a new uts namespace in linux.namespaces".into(),
-        ));
-    }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty())
-        && !new_namespace(spec, LinuxNamespaceType::Uts)
-    {
-        return Err(Error::Config(
-            "domainname: setting a domainname needs a new uts namespace in linux.namespaces".into(),
-        ));
+    // A uts namespace joined by path may be given a name: it is that
+    // namespace's, as with runc. Only the host's own would be renamed.
+    for (field, set) in [
+        (
+            "hostname",
+            spec.hostname().as_ref().is_some_and(|h| !h.is_empty()),
+        ),
+        (
+            "domainname",
+            spec.domainname().as_ref().is_some_and(|h| !h.is_empty()),
+        ),
+    ] {
+        if !set {
+            continue;
+        }
+        if !has_namespace(spec, LinuxNamespaceType::Uts) {
+            return Err(Error::Config(format!(
+                "{field}: unable to set {field} without a private uts namespace in linux.namespaces"
+            )));
+        }
+        if joins_host_namespace(spec, LinuxNamespaceType::Uts) {
+            return Err(Error::Config(format!(
+                "{field}: the uts namespace joined by path is the host's; setting it would rename the host"
+            )));
+        }
     }
     let new_user = new_namespace(spec, LinuxNamespaceType::User);
     let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
@@ -300,13 +312,31 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
             process.cwd().display()
         )));
     }
+    for (i, a) in process.args().iter().flatten().enumerate() {
+        if a.contains('\0') {
+            return Err(Error::Config(format!(
+                "process.args[{i}]: {a:?} contains a NUL byte"
+            )));
+        }
+    }
     for (i, e) in process.env().iter().flatten().enumerate() {
         if !e.contains('=') {
             return Err(Error::Config(format!(
                 "process.env[{i}]: {e:?} is not of the form KEY=VALUE"
             )));
         }
+        if e.starts_with('=') {
+            return Err(Error::Config(format!(
+                "process.env[{i}]: {e:?} has an empty variable name"
+            )));
+        }
+        if e.contains('\0') {
+            return Err(Error::Config(format!(
+                "process.env[{i}]: {e:?} contains a NUL byte"
+            )));
+        }
     }
+    crate::process::validate_user(process.user())?;
     let mut seen = HashSet::new();
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
         if !seen.insert(crate::process::rlimit_resource(r.typ())) {

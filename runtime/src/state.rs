@@ -1,5 +1,5 @@
 //! Per-container state under the runtime root: a directory per container
-//! holding `state.json`, the exec fifo, and a lock that serialises commands
+//! holding `state.json`, the start socket, and a lock that serialises commands
 //! on the same container.
 
 use std::collections::HashMap;
@@ -15,7 +15,18 @@ use crate::error::{Error, Result};
 use crate::sys;
 
 pub const STATE_FILE: &str = "state.json";
-pub const EXEC_FIFO: &str = "exec.fifo";
+/// The socket a created container's init listens on until `start`.
+pub const START_SOCK: &str = "start.sock";
+/// What `create` writes before it makes anything outside the state
+/// directory (the cgroup): enough for `delete --force` to find and remove
+/// it if `create` dies before `state.json` exists.
+pub const PENDING_FILE: &str = "creating.json";
+
+/// The record of a `create` still under way (see [`PENDING_FILE`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub cgroup: berth_cgroups::Manager,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -185,9 +196,18 @@ impl Store {
     }
 
     pub fn save(&self, s: &Saved) -> Result<()> {
-        let dir = self.dir(&s.id);
-        let tmp = dir.join(".state.json.tmp");
-        let data = serde_json::to_vec(s).expect("state serialises");
+        self.write_atomic(
+            &s.id,
+            STATE_FILE,
+            &serde_json::to_vec(s).expect("state serialises"),
+        )
+    }
+
+    /// Writes `name` in the container's directory through a temporary file
+    /// and a rename, so a reader never sees half of it.
+    fn write_atomic(&self, id: &str, name: &str, data: &[u8]) -> Result<()> {
+        let dir = self.dir(id);
+        let tmp = dir.join(format!(".{name}.tmp"));
         let _ = std::fs::remove_file(&tmp);
         let fd = sys::open(
             &tmp,
@@ -195,9 +215,24 @@ impl Store {
             0o600,
         )
         .map_err(|e| Error::io(&tmp, e))?;
-        sys::write_all_fd(std::os::fd::AsFd::as_fd(&fd), &data).map_err(|e| Error::io(&tmp, e))?;
+        sys::write_all_fd(std::os::fd::AsFd::as_fd(&fd), data).map_err(|e| Error::io(&tmp, e))?;
         drop(fd);
-        std::fs::rename(&tmp, dir.join(STATE_FILE)).map_err(|e| Error::io(&dir, e))
+        std::fs::rename(&tmp, dir.join(name)).map_err(|e| Error::io(&dir, e))
+    }
+
+    /// Records a `create` under way (before it makes its cgroup).
+    pub fn save_pending(&self, id: &str, p: &Pending) -> Result<()> {
+        self.write_atomic(
+            id,
+            PENDING_FILE,
+            &serde_json::to_vec(p).expect("serialises"),
+        )
+    }
+
+    /// The record of a `create` that never finished, if there is one.
+    pub fn load_pending(&self, id: &str) -> Option<Pending> {
+        let data = std::fs::read(self.dir(id).join(PENDING_FILE)).ok()?;
+        serde_json::from_slice(&data).ok()
     }
 
     pub fn load(&self, id: &str) -> Result<Saved> {
@@ -238,13 +273,13 @@ impl Store {
         Ok(ids)
     }
 
-    /// The container's status, derived from its init process, exec fifo
+    /// The container's status, derived from its init process, start socket
     /// and freezer, never from what a previous command wrote.
     pub fn status(&self, s: &Saved) -> Status {
         if !init_alive(s) {
             return Status::Stopped;
         }
-        if self.dir(&s.id).join(EXEC_FIFO).exists() {
+        if self.dir(&s.id).join(START_SOCK).exists() {
             return Status::Created;
         }
         if let Some(cg) = &s.cgroup {

@@ -462,6 +462,32 @@ pub fn fchmod_path(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
 }
 
 /// Sends `fds` over a unix socket with SCM_RIGHTS, `data` as the payload.
+/// Writes all of `data` to a socket without raising SIGPIPE when the peer
+/// is gone (the init runs with SIGPIPE's default action restored).
+pub fn send_nosignal(sock: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
+    let mut off = 0;
+    while off < data.len() {
+        // SAFETY: the slice is valid for its length.
+        let r = unsafe {
+            libc::send(
+                sock.as_raw_fd(),
+                data[off..].as_ptr() as *const libc::c_void,
+                data.len() - off,
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        off += r as usize;
+    }
+    Ok(())
+}
+
 pub fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     let payload: &[u8] = if data.is_empty() { b"\0" } else { data };
     let mut iov = libc::iovec {

@@ -1,0 +1,50 @@
+//! Read-only views of a container: its state, the list, its processes,
+//! usage and OOM events.
+
+use super::*;
+use crate::error::Result;
+use crate::state::{self, StateOutput, Status};
+
+impl Runtime {
+    pub fn state(&self, id: &str) -> Result<StateOutput> {
+        let saved = self.store.load(id)?;
+        Ok(state::state_output(&self.store, &saved))
+    }
+
+    pub fn list(&self) -> Result<Vec<StateOutput>> {
+        let mut out = Vec::new();
+        for id in self.store.list()? {
+            if let Ok(s) = self.store.load(&id) {
+                out.push(state::state_output(&self.store, &s));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let (_, cg) = self.running_cgroup(
+            id,
+            &[Status::Created, Status::Running, Status::Paused],
+            "list processes of",
+        )?;
+        Ok(cg.pids()?)
+    }
+
+    pub fn stats(&self, id: &str) -> Result<berth_cgroups::stats::Stats> {
+        let (_, cg) = self.running_cgroup(
+            id,
+            &[Status::Created, Status::Running, Status::Paused],
+            "read stats of",
+        )?;
+        Ok(cg.stats()?)
+    }
+
+    pub fn oom_watcher(&self, id: &str) -> Result<berth_cgroups::OomWatcher> {
+        let (_, cg) = self.running_cgroup(
+            id,
+            &[Status::Created, Status::Running, Status::Paused],
+            "watch",
+        )?;
+        Ok(cg.oom_watcher()?)
+    }
+}
