@@ -389,17 +389,23 @@ impl Manager {
                 ),
             ));
         }
-        if let Ok(pids) = self.pids() {
-            if !pids.is_empty() {
-                return Err(Error::invalid(
-                    FIELD,
-                    format!(
-                        "container's cgroup is not empty: {} process(es) already in {}",
-                        pids.len(),
-                        self.path()
-                    ),
-                ));
-            }
+        // Every hierarchy, not just the one `pids` reads: a process put
+        // into one controller's cgroup alone counts too.
+        let mut pids = Vec::new();
+        for d in self.dirs() {
+            let _ = fs::procs_recursive(&d, &mut pids);
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        if !pids.is_empty() {
+            return Err(Error::invalid(
+                FIELD,
+                format!(
+                    "container's cgroup is not empty: {} process(es) already in {}",
+                    pids.len(),
+                    self.path()
+                ),
+            ));
         }
         Ok(())
     }

@@ -304,3 +304,20 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     drop(fd);
     std::fs::rename(&tmp, &abs).map_err(|e| Error::io(&abs, e))
 }
+
+/// The fault-injection suite's hook: with `_BERTH_FAULT=<point>` in its
+/// environment, berth kills itself with SIGKILL when it reaches that point
+/// (the phases of create, and points in start, exec and delete), so that a
+/// test can kill it exactly between two steps and check what is left. Not
+/// set, it costs one environment lookup per process.
+pub(crate) fn fault_point(point: &str) {
+    static FAULT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if FAULT
+        .get_or_init(|| std::env::var("_BERTH_FAULT").ok())
+        .as_deref()
+        == Some(point)
+    {
+        // SAFETY: plain syscall.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}

@@ -323,6 +323,7 @@ impl Phases {
     }
 
     fn mark(&mut self, phase: &'static str) {
+        fault_point(phase);
         let now = std::time::Instant::now();
         let hwm = if crate::logging::debug_enabled() {
             peak_rss_kib()

@@ -53,7 +53,9 @@ impl Runtime {
             }
         }
         if let Some(cg) = &saved.cgroup {
+            fault_point("delete-killed");
             cg.destroy()?;
+            fault_point("delete-cgroup-gone");
         }
         let st = hook_state(id, Status::Stopped, None, &saved.bundle, &saved.config);
         if let Err(e) = hooks::run(saved.config.hooks().as_ref(), hooks::Kind::Poststop, &st) {

@@ -165,6 +165,7 @@ impl Runtime {
                         // Go, then wait until the program is exec'd (the
                         // channel closes on exec) or its error arrives:
                         // bounded by the process's life.
+                        fault_point("exec-ready");
                         ch.send(&Msg::Continue)?;
                         return match ch.recv()? {
                             None => Ok(()),

@@ -38,10 +38,13 @@ impl Runtime {
         // program is exec'd, or writes why it could not be: this returns
         // when the program runs, so a signal sent right after `start`
         // reaches the program, not berth's init. Bounded by the init's life.
+        // Connected, the container is no longer "created", whether or not
+        // this process lives to see the exec.
+        let _ = std::fs::remove_file(&sock_path);
+        fault_point("start-connected");
         let mut why = Vec::new();
         let _ = std::io::Read::read_to_end(&mut &report, &mut why);
         drop(report);
-        let _ = std::fs::remove_file(&sock_path);
         if !why.is_empty() {
             return Err(Error::Init(String::from_utf8_lossy(&why).into_owned()));
         }

@@ -231,9 +231,15 @@ pub fn assert_nothing_left(b: &Bundle, id: &str) {
     );
 }
 
-/// Pids of processes whose root directory is `rootfs`.
+/// Pids of live processes whose root directory is `rootfs`. Compared by
+/// device and inode through /proc/PID/root: after pivot_root in another
+/// mount namespace the link's text is just "/", whatever the root is.
 pub fn processes_in(rootfs: &Path) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
+    let Ok(want) = std::fs::metadata(rootfs) else {
+        return out;
+    };
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return out;
     };
@@ -241,8 +247,8 @@ pub fn processes_in(rootfs: &Path) -> Vec<i32> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if let Ok(r) = std::fs::read_link(format!("/proc/{pid}/root")) {
-            if r == rootfs {
+        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/root")) {
+            if m.dev() == want.dev() && m.ino() == want.ino() {
                 out.push(pid);
             }
         }
