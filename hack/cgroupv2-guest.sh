@@ -18,6 +18,11 @@ mapfile -t BINS < <(
   test_bins -p berth-cgroups
   test_bins -p berth-tests --test cgroups
 )
+# The robustness suite's cgroup cases (busy, frozen and orphaned cgroups, a
+# killed create, SIGKILL of a paused container) on v2: these filters apply
+# to that binary alone.
+ROBUST=$(test_bins -p berth-tests --test robustness)
+ROBUST_FILTERS="cgroup paused killed_at_any_point"
 [ "${#BINS[@]}" -gt 0 ] || { echo "cgroupv2-guest: no test binaries built" >&2; exit 1; }
 
 # One guest for all binaries: boot costs seconds, so the loop runs inside.
@@ -35,9 +40,11 @@ for bin in $BERTH_BINS; do
   "$bin" --test-threads=2 "$@" || rc=$?
   echo "guest: $(basename "$bin") took $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N)-$start}") s"
 done
+echo "guest: running $(basename "$BERTH_ROBUST") ($BERTH_ROBUST_FILTERS)"
+"$BERTH_ROBUST" --test-threads=2 $BERTH_ROBUST_FILTERS || rc=$?
 exit $rc
 '
-export BERTH_BINS="${BINS[*]}"
+export BERTH_BINS="${BINS[*]}" BERTH_ROBUST="$ROBUST" BERTH_ROBUST_FILTERS="$ROBUST_FILTERS"
 start=$(date +%s.%N)
 set +e
 "$VM_RUN" -- bash -c "$GUEST_SCRIPT" guest -- "$@"

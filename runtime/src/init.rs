@@ -139,6 +139,7 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         let fs = rootfs::prepare(&b.spec, &b.rootfs, in_userns)?;
         fs.mount_all(&b.spec, &b.bundle)?;
         fs.setup_dev(&b.spec)?;
+        fs.ensure_cwd(b.process.cwd())?;
         ch.send(&Msg::RunHooks)?;
         state_json = match ch.recv()? {
             Some(Msg::HooksDone { state }) => state.into_bytes(),

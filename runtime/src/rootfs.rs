@@ -361,6 +361,25 @@ impl Rootfs {
         Ok(())
     }
 
+    /// Creates process.cwd inside the rootfs when it is missing (runc does;
+    /// images whose WORKDIR does not exist, `ctr --cwd` and Kubernetes'
+    /// `workingDir` rely on it), resolving every component inside the
+    /// rootfs and before a read-only root is made read-only.
+    pub fn ensure_cwd(&self, cwd: &Path) -> Result<()> {
+        match safepath::open_in_root(self.root(), cwd, false) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                safepath::mkdir_all(self.root(), cwd, 0o755)
+                    .map(drop)
+                    .map_err(|e| {
+                        Error::Config(format!("process.cwd {}: creating it: {e}", cwd.display()))
+                    })
+            }
+            // Anything else (a file there, no permission) is for the
+            // chdir to report.
+            _ => Ok(()),
+        }
+    }
+
     /// The standard device nodes and /dev symlinks, unless /dev is a bind
     /// of the host's.
     pub fn setup_dev(&self, spec: &Spec) -> Result<()> {

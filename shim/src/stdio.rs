@@ -47,42 +47,111 @@ pub struct Pending {
 }
 
 /// Copies containerd's stdin FIFO into the process's input until either
-/// side ends or CloseIO.
+/// side ends or CloseIO. CloseIO does not cut the copy short: what the
+/// client wrote before it is still in the FIFO, and is drained first
+/// (`docker exec -i db psql < dump.sql` must get all of the dump).
 struct StdinCopy {
     path: String,
-    target: Arc<Mutex<Option<Arc<OwnedFd>>>>,
+    /// Written once by CloseIO: wakes the copier to drain and finish.
+    wake: OwnedFd,
 }
 
 impl StdinCopy {
-    fn start(path: &str, target: Arc<OwnedFd>) -> StdinCopy {
-        let target = Arc::new(Mutex::new(Some(target)));
-        let (p, t) = (path.to_string(), target.clone());
+    fn start(path: &str, target: Arc<OwnedFd>) -> Result<StdinCopy, String> {
+        let (wake_r, wake_w) = pipe()?;
+        let p = path.to_string();
         let _ = std::thread::Builder::new()
             .name("stdin".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                // Blocks until containerd's writer is there.
+                // Blocks until containerd's writer is there (or CloseIO
+                // opens one for a moment).
                 let Ok(fifo) = open(Path::new(&p), libc::O_RDONLY) else {
                     return;
                 };
-                copy(fifo, |chunk| {
-                    // Looked up each time: CloseIO may have taken it.
-                    let to = t.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    to.is_some_and(|fd| berth::sys::write_all_fd(fd.as_fd(), chunk).is_ok())
-                });
-                t.lock().unwrap_or_else(|e| e.into_inner()).take();
+                feed_stdin(&fifo, &wake_r, &target);
             });
-        StdinCopy {
+        Ok(StdinCopy {
             path: path.to_string(),
-            target,
-        }
+            wake: wake_w,
+        })
     }
 
     fn close(&self) {
-        self.target.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let _ = berth::sys::write_all_fd(self.wake.as_fd(), b"x");
         // A copier still waiting in open() for a writer that never came:
-        // be that writer for a moment, so it sees EOF and ends.
+        // be that writer for a moment, so it gets past the open.
         let _ = open(Path::new(&self.path), libc::O_WRONLY | libc::O_NONBLOCK);
+    }
+}
+
+/// The copier's loop: FIFO to the process until end-of-file, a failed
+/// write (the process is gone), or CloseIO; on CloseIO whatever is in the
+/// FIFO still goes to the process before its input is closed. Returning
+/// drops the last reference to the process's end: it reads end-of-file.
+fn feed_stdin(fifo: &OwnedFd, wake: &OwnedFd, target: &OwnedFd) {
+    let mut buf = [0u8; 16 * 1024];
+    let read = |buf: &mut [u8]| {
+        // SAFETY: reading into a buffer valid for its length.
+        unsafe {
+            libc::read(
+                fifo.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+            )
+        }
+    };
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: fifo.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: poll on two valid pollfds; no timeout: the FIFO's writer
+        // closing or CloseIO ends the wait.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if fds[0].revents != 0 {
+            let n = read(&mut buf);
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 || berth::sys::write_all_fd(target.as_fd(), &buf[..n as usize]).is_err() {
+                return;
+            }
+            continue;
+        }
+        if fds[1].revents != 0 {
+            // CloseIO: drain what the FIFO holds, without waiting for more.
+            set_nonblock(fifo);
+            loop {
+                let n = read(&mut buf);
+                if n <= 0 || berth::sys::write_all_fd(target.as_fd(), &buf[..n as usize]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn set_nonblock(fd: &OwnedFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
     }
 }
 
@@ -116,7 +185,7 @@ fn open_stdin(path: &str) -> Result<(OwnedFd, Option<StdinCopy>), String> {
         return Ok((dev_null(libc::O_RDONLY)?, None));
     }
     let (r, w) = pipe()?;
-    Ok((r, Some(StdinCopy::start(path, Arc::new(w)))))
+    Ok((r, Some(StdinCopy::start(path, Arc::new(w))?)))
 }
 
 enum Output {
@@ -329,7 +398,7 @@ impl Pending {
             *self.io.out_done.get_mut().unwrap() = Some(rx);
         }
         if let Some(path) = self.stdin.take() {
-            *self.io.stdin.get_mut().unwrap() = Some(StdinCopy::start(&path, master.clone()));
+            *self.io.stdin.get_mut().unwrap() = Some(StdinCopy::start(&path, master.clone())?);
         }
         self.io.master = Some(master);
         Ok(self.io)

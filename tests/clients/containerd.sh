@@ -33,6 +33,9 @@ bad()  { FAIL=$((FAIL+1)); echo "FAIL $*"; }
 SHIM=${BERTH_SHIM:-$(dirname "$BERTH")/containerd-shim-berth-v2}
 [ -x "$BERTH" ] || { echo "no berth binary at $BERTH" >&2; exit 1; }
 [ -x "$SHIM" ] || { echo "no shim binary at $SHIM" >&2; exit 1; }
+BIG=$W/stdin.bin
+head -c 3145728 /dev/urandom > "$BIG"
+BIG_SUM=$(md5sum < "$BIG" | cut -d' ' -f1)
 OUT="$W/image" bash "$HERE/build-image.sh" > "$W/build-image.log" 2>&1 || { cat "$W/build-image.log"; exit 1; }
 
 start_containerd() { # dir
@@ -59,6 +62,8 @@ scenarios() { # ctr-run-args...: how a container gets its runtime
   local r
   local RUN=(ctr -a "$SOCK" -n berth-test run "$@")
   r=$("${RUN[@]}" --rm "$I" c-echo echo hello 2>&1); check "run --rm output" "hello" "$r"
+  r=$("${RUN[@]}" --rm "$I" c-stdin md5sum < "$BIG" 2>&1 | cut -d' ' -f1)
+  check "run: 3 MiB of stdin arrive whole" "$BIG_SUM" "$r"
   "${RUN[@]}" --rm "$I" c-exit sh -c 'exit 3' >/dev/null 2>&1; check "run --rm exit code" 3 $?
   r=$(script -qec "${RUN[*]} -t --rm $I c-tty sh -c 'test -t 0 && echo tty'" /dev/null 2>&1 | tr -d '\r' | grep -o 'tty$' | head -1)
   check "run -t" "tty" "$r"
@@ -67,6 +72,9 @@ scenarios() { # ctr-run-args...: how a container gets its runtime
   sleep 0.3
   r=$($CTR task exec --exec-id e1 c-bg sh -c 'echo exec-out; exit 4' 2>&1); local rc=$?
   check "task exec output" "exec-out" "$r"; check "task exec exit code" 4 $rc
+  # 3 MiB of stdin, whole (CloseIO must not drop what is still in the FIFO).
+  r=$($CTR task exec --exec-id e-in c-bg md5sum < "$BIG" 2>&1 | cut -d' ' -f1)
+  check "task exec: 3 MiB of stdin arrive whole" "$BIG_SUM" "$r"
   # script(1) gives ctr the terminal it needs; keep only the program's line.
   r=$(script -qec "$CTR task exec -t --exec-id e2 c-bg sh -c 'test -t 0 && echo tty'" /dev/null 2>&1 | tr -d '\r' | grep -o 'tty$' | head -1)
   check "task exec --tty" "tty" "$r"

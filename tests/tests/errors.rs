@@ -140,9 +140,10 @@ fn bad_field_values_are_named() {
     b.config["process"]["terminal"] = json!(true);
     create_fails(&mut b, "tty", &["process.terminal", "--console-socket"]);
 
-    let mut b = Bundle::new("cwdmissing");
-    b.config["process"]["cwd"] = json!("/no/such/dir");
-    create_fails(&mut b, "cwd2", &["process.cwd", "/no/such/dir"]);
+    // A cwd that exists as a file cannot be entered.
+    let mut b = Bundle::new("cwdfile");
+    b.config["process"]["cwd"] = json!("/probe/sub");
+    create_fails(&mut b, "cwd2", &["process.cwd", "/probe/sub"]);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use common::*;
 use serde_json::json;
 
@@ -418,4 +420,32 @@ fn socket_activation_fds_pass_with_listen_env() {
         env.contains(&"LISTEN_FDS=1") && env.contains(&"LISTEN_PID=1"),
         "{env:?}"
     );
+}
+
+#[test]
+fn a_missing_cwd_is_created_inside_the_rootfs_even_with_a_read_only_root() {
+    let mut b = Bundle::new("mkcwd");
+    // A symlink in the image pointing at a host path: the cwd under it
+    // must be made inside the rootfs, never on the host.
+    let host = PathBuf::from(format!("/tmp/berth-cwd-escape-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&host);
+    std::os::unix::fs::symlink(&host, b.rootfs().join("escape")).unwrap();
+    b.config["root"]["readonly"] = json!(true);
+    // (getcwd in the container shows the link resolved, inside it.)
+    let resolved = host.join("work").to_string_lossy().into_owned();
+    for (cwd, seen) in [
+        ("/no/such/dir", "/no/such/dir"),
+        ("/escape/work", &*resolved),
+    ] {
+        b.config["process"]["cwd"] = json!(cwd);
+        let r = b.report();
+        assert_eq!(r["cwd"], seen);
+    }
+    assert!(b.rootfs().join("no/such/dir").is_dir());
+    assert!(b
+        .rootfs()
+        .join(host.strip_prefix("/").unwrap())
+        .join("work")
+        .is_dir());
+    assert!(!host.exists(), "cwd created on the host through a symlink");
 }

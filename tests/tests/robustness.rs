@@ -10,9 +10,16 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::json;
 
-/// The cgroup directories berth makes by default for `id` on this (v1
-/// hybrid) host.
+/// A pure cgroup v2 host (the v2 guest runs the cgroup tests here too).
+fn unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The cgroup directories berth makes by default for `id`.
 fn default_cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    if unified() {
+        return vec![Path::new("/sys/fs/cgroup/berth").join(id)];
+    }
     ["pids", "memory", "cpu", "freezer", "devices"]
         .iter()
         .map(|c| Path::new("/sys/fs/cgroup").join(c).join("berth").join(id))
@@ -21,6 +28,19 @@ fn default_cgroup_dirs(id: &str) -> Vec<PathBuf> {
                 .is_some_and(|p| p.parent().is_some_and(Path::exists))
         })
         .collect()
+}
+
+/// The default cgroup of `id` in the hierarchy of `controller` (v1), or
+/// the unified one.
+fn default_cgroup(controller: &str, id: &str) -> PathBuf {
+    if unified() {
+        Path::new("/sys/fs/cgroup/berth").join(id)
+    } else {
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("berth")
+            .join(id)
+    }
 }
 
 /// A process of the test's own, in the background, that the test ends.
@@ -351,10 +371,9 @@ fn delete_force_of_an_id_without_state_removes_its_default_cgroup_and_processes(
     let sleeper = Bg::spawn(Command::new("sleep").arg("60"));
     for d in &dirs {
         std::fs::create_dir_all(d).unwrap();
-        if d.to_string_lossy().contains("/pids/") {
-            std::fs::write(d.join("cgroup.procs"), sleeper.pid().to_string()).unwrap();
-        }
     }
+    let procs = default_cgroup("pids", &id).join("cgroup.procs");
+    std::fs::write(procs, sleeper.pid().to_string()).unwrap();
     let out = b.cmd(&["delete", "--force", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     for d in &dirs {
@@ -370,7 +389,7 @@ fn delete_force_of_an_id_without_state_removes_its_default_cgroup_and_processes(
 fn a_cgroup_already_holding_processes_is_refused() {
     let mut b = Bundle::new("busycg");
     let id = b.id("c");
-    let dir = Path::new("/sys/fs/cgroup/pids/berth").join(&id);
+    let dir = default_cgroup("pids", &id);
     std::fs::create_dir_all(&dir).unwrap();
     let sleeper = Bg::spawn(Command::new("sleep").arg("60"));
     std::fs::write(dir.join("cgroup.procs"), sleeper.pid().to_string()).unwrap();
@@ -395,9 +414,14 @@ fn a_cgroup_already_holding_processes_is_refused() {
 fn a_frozen_cgroup_is_refused_instead_of_hanging() {
     let mut b = Bundle::new("frozen");
     let id = b.id("f");
-    let dir = Path::new("/sys/fs/cgroup/freezer/berth").join(&id);
+    let dir = default_cgroup("freezer", &id);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
+    let (file, frozen, thawed) = if unified() {
+        ("cgroup.freeze", "1", "0")
+    } else {
+        ("freezer.state", "FROZEN", "THAWED")
+    };
+    std::fs::write(dir.join(file), frozen).unwrap();
     b.write_config();
     let mut child = b
         .berth()
@@ -415,7 +439,7 @@ fn a_frozen_cgroup_is_refused_instead_of_hanging() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+    let _ = std::fs::write(dir.join(file), thawed);
     assert!(finished, "run -d into a frozen cgroup hung");
     let mut e = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut e).unwrap();
@@ -528,17 +552,21 @@ fn start_returns_once_the_user_program_runs() {
 #[test]
 fn two_cgroup_mounts_work_and_mount_errors_name_index_and_destination() {
     let mut b = Bundle::new("twocg");
-    let mounts = b.config["mounts"].as_array_mut().unwrap();
-    mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}));
-    mounts.push(json!({"destination": "/tmp/cg2", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}));
+    // The default config mounts the cgroups at /sys/fs/cgroup already.
+    assert!(b.config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["type"] == "cgroup" && m["destination"] == "/sys/fs/cgroup"));
+    b.config["mounts"].as_array_mut().unwrap().push(json!({"destination": "/tmp/cg2", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}));
     b.config["root"]["readonly"] = json!(false);
     let r = b.report();
-    assert!(mount(&r, "/tmp/cg2/pids").is_some(), "{}", r["mounts"]);
-    assert!(
-        mount(&r, "/sys/fs/cgroup/pids").is_some(),
-        "{}",
-        r["mounts"]
-    );
+    let second = if unified() {
+        "/tmp/cg2"
+    } else {
+        "/tmp/cg2/pids"
+    };
+    assert!(mount(&r, second).is_some(), "{}", r["mounts"]);
 
     let n = b.config["mounts"].as_array().unwrap().len();
     b.config["mounts"]
