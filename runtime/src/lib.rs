@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod container;
+pub mod copyup;
 pub mod error;
 pub mod features;
 pub mod hooks;

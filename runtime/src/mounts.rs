@@ -22,6 +22,8 @@ pub struct Options {
     pub rec_clear: u64,
     /// Everything the kernel interprets per filesystem (size=, mode=, ...).
     pub data: Vec<String>,
+    /// `tmpcopyup`: a tmpfs starts with a copy of the directory it covers.
+    pub copy_up: bool,
 }
 
 impl Options {
@@ -108,7 +110,7 @@ fn rec_attr(name: &str) -> Option<(u64, u64)> {
 }
 
 /// Options berth knows and refuses rather than silently ignoring.
-const UNSUPPORTED: &[&str] = &["idmap", "ridmap", "tmpcopyup"];
+const UNSUPPORTED: &[&str] = &["idmap", "ridmap"];
 
 pub fn parse(options: &[String]) -> std::result::Result<Options, String> {
     let mut o = Options::default();
@@ -127,6 +129,8 @@ pub fn parse(options: &[String]) -> std::result::Result<Options, String> {
         } else if let Some((set, clear)) = rec_attr(name) {
             o.rec_set = (o.rec_set & !clear) | set;
             o.rec_clear = (o.rec_clear & !set) | clear;
+        } else if name == "tmpcopyup" {
+            o.copy_up = true;
         } else if UNSUPPORTED.contains(&name) {
             return Err(format!("option {name:?} is not supported by berth"));
         } else if name.is_empty() {
@@ -160,6 +164,11 @@ pub fn validate(i: usize, m: &Mount) -> Result<()> {
     let opts = parse(m.options().as_deref().unwrap_or_default())
         .map_err(|e| Error::Config(format!("mounts[{i}].options: {e}")))?;
     let bind = is_bind(m, &opts);
+    if opts.copy_up && (bind || m.typ().as_deref() != Some("tmpfs")) {
+        return Err(Error::Config(format!(
+            "mounts[{i}].options: tmpcopyup applies to tmpfs mounts only"
+        )));
+    }
     if !bind && m.typ().as_deref().unwrap_or("").is_empty() {
         return Err(Error::Config(format!(
             "mounts[{i}].type: missing for non-bind mount on {}",

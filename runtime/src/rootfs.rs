@@ -162,8 +162,26 @@ impl Rootfs {
                 dest.display()
             )));
         }
+        // tmpcopyup: a readable handle on the directory about to be
+        // covered, to copy from once the tmpfs is there.
+        let covered = if opts.copy_up {
+            Some(
+                sys::open(
+                    &fdpath(target.as_fd()),
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                    0,
+                )
+                .map_err(|e| Error::io(dest, e))?,
+            )
+        } else {
+            None
+        };
         let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
-        let flags = opts.flags & !libc::MS_REMOUNT;
+        let mut flags = opts.flags & !libc::MS_REMOUNT;
+        if covered.is_some() {
+            // Writable while the copy is made; read-only after, if asked.
+            flags &= !libc::MS_RDONLY;
+        }
         let data = opts.data_string();
         let r = sys::mount(
             Some(&source),
@@ -186,6 +204,19 @@ impl Rootfs {
                 return self.bind(Path::new("/sys"), dest, &o);
             }
             Err(e) => return Err(Error::sys(format!("mounting {fstype}"), e)),
+        }
+        if let Some(from) = covered {
+            let to = safepath::open_in_root(self.root(), dest, true)
+                .and_then(|fd| {
+                    sys::open(&fdpath(fd.as_fd()), libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                })
+                .map_err(|e| Error::io(dest, e))?;
+            crate::copyup::copy_tree(from.as_fd(), to.as_fd())
+                .map_err(|e| Error::sys("tmpcopyup: copying the covered directory", e))?;
+            if opts.flags & libc::MS_RDONLY != 0 {
+                sys::mount_setattr(to.as_fd(), false, libc::MOUNT_ATTR_RDONLY, 0, 0)
+                    .ctx(|| "making the copied-up tmpfs read-only".into())?;
+            }
         }
         if !opts.propagation.is_empty() || opts.rec_set != 0 || opts.rec_clear != 0 {
             let mnt =

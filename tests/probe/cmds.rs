@@ -92,6 +92,28 @@ pub fn ls(dir: &OsStr) -> i32 {
     }
 }
 
+/// Prints the value of extended attribute `name` of `path` (not following
+/// a symlink).
+pub fn xattr(path: &OsStr, name: &OsStr) -> i32 {
+    let (p, n) = (cstring(path), cstring(name));
+    let mut buf = vec![0u8; 64 * 1024];
+    // SAFETY: valid strings and a buffer of its length.
+    let len = unsafe {
+        libc::lgetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        )
+    };
+    if len < 0 {
+        eprintln!("xattr {}: {}", arg_str(path), strerror(errno()));
+        return 1;
+    }
+    out_bytes(&buf[..len as usize]);
+    0
+}
+
 pub fn exit(code: &OsStr) -> i32 {
     match arg_str(code).trim().parse::<i32>() {
         Ok(n) => n,

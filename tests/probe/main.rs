@@ -25,6 +25,7 @@ fn main() {
         ("write", 2) => cmds::write(&rest[0], &rest[1]),
         ("ls", 1) => cmds::ls(&rest[0]),
         ("exit", 1) => cmds::exit(&rest[0]),
+        ("xattr", 2) => cmds::xattr(&rest[0], &rest[1]),
         ("sleep", 1) => cmds::sleep(&rest[0]),
         ("echo", _) => cmds::echo(rest),
         ("echo-stderr", _) => cmds::echo_stderr(rest),
