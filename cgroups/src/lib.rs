@@ -199,6 +199,36 @@ pub(crate) fn signal_each<'a>(
     }
 }
 
+/// A sub-cgroup of a container's cgroup for `exec --cgroup`: `path`
+/// relative to the container's cgroup, in the hierarchies of `controllers`
+/// (every hierarchy without a more specific entry when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubCgroup {
+    pub controllers: Vec<String>,
+    pub path: String,
+}
+
+impl std::str::FromStr for SubCgroup {
+    type Err = String;
+    /// runc's form: `path` or `controller[,controller]:path`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s.split_once(':') {
+            Some((c, p)) => SubCgroup {
+                controllers: c
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect(),
+                path: p.to_string(),
+            },
+            None => SubCgroup {
+                controllers: Vec::new(),
+                path: s.to_string(),
+            },
+        })
+    }
+}
+
 /// A container's cgroup, in whichever hierarchy the host has.
 ///
 /// Serialisable so that `berth create` can hand it to later commands
@@ -285,6 +315,94 @@ impl Manager {
     /// Moves `pid` (a whole process) into the cgroup in every hierarchy.
     pub fn add_process(&self, pid: i32) -> Result<()> {
         dispatch!(self, m => m.add_process(pid))
+    }
+
+    /// Where `exec --cgroup` puts a process: for each hierarchy, the
+    /// container's cgroup, or the existing sub-cgroup a [`SubCgroup`] names
+    /// for it (runc's `[controller[,controller]:]path`). A sub-cgroup must
+    /// exist; a controller list is refused on cgroup v2, which has one
+    /// hierarchy.
+    pub fn exec_dirs(&self, subs: &[SubCgroup]) -> Result<Vec<PathBuf>> {
+        const FIELD: &str = "exec --cgroup";
+        for s in subs {
+            let p = std::path::Path::new(&s.path);
+            if s.path.is_empty()
+                || p.is_absolute()
+                || p.components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(Error::invalid(
+                    FIELD,
+                    format!(
+                        "{:?} must be a relative path below the container's cgroup",
+                        s.path
+                    ),
+                ));
+            }
+        }
+        let pick = |controllers: &[String]| -> Option<&SubCgroup> {
+            subs.iter()
+                .find(|s| s.controllers.iter().any(|c| controllers.contains(c)))
+                .or_else(|| subs.iter().find(|s| s.controllers.is_empty()))
+        };
+        let inner = match self {
+            Manager::Systemd(s) => &*s.fs,
+            m => m,
+        };
+        let dirs = match inner {
+            Manager::V2(m) => {
+                if subs.iter().any(|s| !s.controllers.is_empty()) {
+                    return Err(Error::invalid(
+                        FIELD,
+                        "a controller list needs cgroup v1 (this host has one unified hierarchy)",
+                    ));
+                }
+                match subs.first() {
+                    Some(s) => vec![m.dir().join(&s.path)],
+                    None => vec![m.dir()],
+                }
+            }
+            Manager::V1(m) => {
+                let mut dirs = Vec::new();
+                for h in m.hierarchies() {
+                    let base = h.mount.join(m.path().trim_start_matches('/'));
+                    dirs.push(match pick(&h.controllers) {
+                        Some(s) => base.join(&s.path),
+                        None => base,
+                    });
+                }
+                dirs
+            }
+            Manager::Systemd(_) => unreachable!("the systemd driver wraps a cgroupfs manager"),
+        };
+        for d in &dirs {
+            if !d.is_dir() {
+                return Err(Error::invalid(
+                    FIELD,
+                    format!("sub-cgroup {} does not exist", d.display()),
+                ));
+            }
+        }
+        Ok(dirs)
+    }
+
+    /// Moves `pid` into the directories [`Manager::exec_dirs`] chose.
+    pub fn add_process_to(&self, pid: i32, dirs: &[PathBuf]) -> Result<()> {
+        for d in dirs {
+            fs::write(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        // Hybrid: the container's own cgroup2 directory too, best effort,
+        // as for any process of the container.
+        let inner = match self {
+            Manager::Systemd(s) => &*s.fs,
+            m => m,
+        };
+        if let Manager::V1(m) = inner {
+            if let Some(u) = m.unified_dir() {
+                let _ = fs::write(&u.join("cgroup.procs"), &pid.to_string());
+            }
+        }
+        Ok(())
     }
 
     /// Puts a new container's init, `pid`, into the cgroup and applies

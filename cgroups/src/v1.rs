@@ -91,7 +91,7 @@ impl Manager {
             .map(|h| h.mount.join(self.rel()))
     }
 
-    fn unified_dir(&self) -> Option<PathBuf> {
+    pub(crate) fn unified_dir(&self) -> Option<PathBuf> {
         self.unified.as_ref().map(|m| m.join(self.rel()))
     }
 

@@ -49,6 +49,9 @@ pub struct ExecOptions {
     pub detach: bool,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `exec --cgroup`: existing sub-cgroups of the container's cgroup to
+    /// run the process in (none: the container's cgroup itself).
+    pub cgroup: Vec<berth_cgroups::SubCgroup>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -64,6 +67,9 @@ pub struct CreateOptions {
     pub listen_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// `run --no-subreaper`: berth does not become a child subreaper while
+    /// it waits for the container.
+    pub no_subreaper: bool,
 }
 
 /// Where a process's stdio goes when berth is used as a library (the

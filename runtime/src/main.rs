@@ -99,6 +99,10 @@ struct ExecArgs {
     /// Accepted for runc compatibility; berth has no SELinux support.
     #[arg(long = "process-label")]
     process_label: Option<String>,
+    /// Run the process in an existing sub-cgroup of the container's cgroup:
+    /// PATH, or CONTROLLER[,CONTROLLER]:PATH on cgroup v1 (repeatable).
+    #[arg(long = "cgroup", value_name = "[CONTROLLERS:]PATH")]
+    cgroup: Vec<String>,
     container_id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
@@ -109,24 +113,43 @@ struct UpdateArgs {
     /// runtime-spec linux.resources JSON from a file, or - for stdin.
     #[arg(short, long)]
     resources: Option<String>,
-    #[arg(long)]
+    /// Memory limit (bytes, or with k/m/g), -1 for unlimited.
+    #[arg(long, allow_hyphen_values = true)]
     memory: Option<String>,
-    #[arg(long = "memory-swap")]
+    /// Memory plus swap limit, -1 for unlimited.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     memory_swap: Option<String>,
-    #[arg(long = "memory-reservation")]
+    /// Memory soft limit, -1 for unlimited.
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
     memory_reservation: Option<String>,
-    #[arg(long = "cpu-quota")]
+    /// CPU CFS quota in microseconds per period, -1 for unlimited.
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds.
     #[arg(long = "cpu-period")]
     cpu_period: Option<u64>,
-    #[arg(long = "cpu-shares")]
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-shares", alias = "cpu-share")]
     cpu_shares: Option<u64>,
+    /// CPU realtime period in microseconds.
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime in microseconds per realtime period.
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    cpu_rt_runtime: Option<i64>,
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
     #[arg(long = "cpuset-mems")]
     cpuset_mems: Option<String>,
-    #[arg(long = "pids-limit")]
+    /// Maximum number of processes, -1 for unlimited.
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema (linux.intelRdt.l3CacheSchema).
+    #[arg(long = "l3-cache-schema")]
+    l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (linux.intelRdt.memBwSchema).
+    #[arg(long = "mem-bw-schema")]
+    mem_bw_schema: Option<String>,
     #[arg(long = "blkio-weight")]
     blkio_weight: Option<u16>,
     container_id: String,
@@ -147,6 +170,9 @@ enum Cmd {
         /// Do not delete the container after it exits.
         #[arg(long)]
         keep: bool,
+        /// Do not make berth a child subreaper while it waits.
+        #[arg(long = "no-subreaper")]
+        no_subreaper: bool,
     },
     /// Print a container's state as JSON.
     State { container_id: String },
@@ -183,8 +209,8 @@ enum Cmd {
         #[arg(short, long, default_value = "table")]
         format: String,
         container_id: String,
-        /// Options passed to ps(1).
-        #[arg(trailing_var_arg = true)]
+        /// Options passed to ps(1) (default -ef), e.g. `-o pid,comm`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
     /// Print resource usage and OOM events.
@@ -215,7 +241,10 @@ fn main() -> ExitCode {
     if args.nth(1).as_deref() == Some(std::ffi::OsStr::new("init")) && args.next().is_none() {
         berth::init::main();
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     logging::init(
         cli.log.clone(),
         match cli.log_format {
@@ -233,6 +262,30 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Help and version go to stdout as clap writes them; a usage error is one
+/// line on stderr and exit status 1, like every other berth error.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // The message is the first paragraph (clap lists missing arguments on
+    // the lines under it); tips and usage follow a blank line.
+    let text = e.render().to_string();
+    let para: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let msg = para.join(" ");
+    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+    eprintln!("berth: {msg} (see berth --help)");
+    std::process::exit(1);
 }
 
 /// The error and its causes on one line, skipping a cause whose text the
@@ -265,6 +318,7 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         },
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
+        no_subreaper: false,
     }
 }
 
@@ -281,8 +335,11 @@ fn dispatch(cli: Cli) -> Result<u8> {
             create,
             detach,
             keep,
+            no_subreaper,
         } => {
-            let code = rt.run_keep(&create_options(&create), detach, keep)?;
+            let mut o = create_options(&create);
+            o.no_subreaper = no_subreaper;
+            let code = rt.run_keep(&o, detach, keep)?;
             return Ok(code.clamp(0, 255) as u8);
         }
         Cmd::State { container_id } => {
@@ -312,6 +369,11 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 detach: a.detach,
                 preserve_fds: a.preserve_fds,
                 ignore_paused: a.ignore_paused,
+                cgroup: a
+                    .cgroup
+                    .iter()
+                    .map(|c| c.parse().map_err(anyhow::Error::msg))
+                    .collect::<Result<_>>()?,
             })?;
             return Ok(code.clamp(0, 255) as u8);
         }
@@ -403,10 +465,11 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// Accepts `TERM`, `SIGTERM`, `sigterm`, `15` like runc.
+/// Accepts `TERM`, `SIGTERM`, `sigterm`, `15` like runc, and 0 (no signal:
+/// only checks that the container's process exists).
 fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         bail!("invalid signal {s:?}");
@@ -608,6 +671,25 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources>
     }
     if let Some(p) = a.cpu_shares {
         set(&mut v, "cpu", "shares", p.into());
+    }
+    if let Some(p) = a.cpu_rt_period {
+        set(&mut v, "cpu", "realtimePeriod", p.into());
+    }
+    if let Some(r) = a.cpu_rt_runtime {
+        set(&mut v, "cpu", "realtimeRuntime", r.into());
+    }
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        let flag = if a.l3_cache_schema.is_some() {
+            "--l3-cache-schema"
+        } else {
+            "--mem-bw-schema"
+        };
+        if !std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
+            bail!(
+                "{flag}: Intel RDT is not available on this host (no resctrl at /sys/fs/resctrl)"
+            );
+        }
+        bail!("{flag}: berth does not support linux.intelRdt");
     }
     if let Some(c) = &a.cpuset_cpus {
         set(&mut v, "cpu", "cpus", c.clone().into());

@@ -467,6 +467,7 @@ impl Task for Service {
             }
         };
         let o = ExecOptions {
+            cgroup: Vec::new(),
             id: c.id.clone(),
             process: spec,
             console_socket: None,

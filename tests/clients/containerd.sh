@@ -62,6 +62,8 @@ scenarios() { # ctr-run-args...: how a container gets its runtime
   local r
   local RUN=(ctr -a "$SOCK" -n berth-test run "$@")
   r=$("${RUN[@]}" --rm "$I" c-echo echo hello 2>&1); check "run --rm output" "hello" "$r"
+  r=$("${RUN[@]}" --rm --cwd /does/not/exist "$I" c-cwd pwd 2>&1)
+  check "a working directory the image lacks is made" /does/not/exist "$r"
   r=$("${RUN[@]}" --rm "$I" c-stdin md5sum < "$BIG" 2>&1 | cut -d' ' -f1)
   check "run: 3 MiB of stdin arrive whole" "$BIG_SUM" "$r"
   "${RUN[@]}" --rm "$I" c-exit sh -c 'exit 3' >/dev/null 2>&1; check "run --rm exit code" 3 $?

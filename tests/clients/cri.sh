@@ -147,10 +147,11 @@ pod_json() { # name -> $D/name.pod.json, log dir $D/logs/name
     linux: {cgroup_parent: $cg, security_context: {namespace_options: {network: 2}}}}' > "$D/$1.pod.json"
 }
 
-ctr_json() { # name shell-command -> $D/name.ctr.json
-  jq -n --arg n "$1" --arg c "$2" --arg i "$BB" '{
+ctr_json() { # name shell-command -> $D/name.ctr.json (WD=dir: its working_dir)
+  jq -n --arg n "$1" --arg c "$2" --arg i "$BB" --arg w "${WD:-}" '{
     metadata: {name: $n, attempt: 0}, image: {image: $i},
-    command: ["sh", "-c", $c], log_path: ($n + ".log"), linux: {}}' > "$D/$1.ctr.json"
+    command: ["sh", "-c", $c], log_path: ($n + ".log"), linux: {}}
+    + (if $w != "" then {working_dir: $w} else {} end)' > "$D/$1.ctr.json"
 }
 
 state() { cri inspect "$1" 2>/dev/null | jq -r '.status.state // empty'; }
@@ -166,7 +167,7 @@ run_ctr() {
 }
 
 basic() { # handler
-  local h=$1 p c r rc l
+  local h=$1 p c r rc l w
   p=$(runp "basic-$h" "$h" 2>&1) || { bad "$LABEL run pod sandbox: $p"; return; }
   ok "$LABEL run pod sandbox"
   r=$(cri inspectp "$p" | jq -r '[.status.state, .status.runtime_handler] | join(" ")')
@@ -184,6 +185,11 @@ basic() { # handler
   r=$(grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9:]+) stdout F hello-cri$' "$l" 2>/dev/null | wc -l)
   check "CRI log file '<time> stdout F hello-cri'" 1 "$r"
   [ "$r" = 1 ] || { echo "  $l:"; sed 's/^/  | /' "$l" 2>&1 | head -5; }
+  # Kubernetes' workingDir that the image lacks: the runtime makes it.
+  w=$(WD=/does/not/exist run_ctr "$p" "basic-$h" c-wd 'pwd; sleep 1000' 2>&1) \
+    && r=$(cri exec-sync "$w" -- pwd 2>&1) || r="create/exec failed: $w $r"
+  check "a working directory the image lacks" /does/not/exist "$r"
+  cri stop --timeout 0 "$w" >/dev/null 2>&1; cri rm "$w" >/dev/null 2>&1
   r=$(cri stop --timeout 0 "$c" 2>&1); check "stop container" "" "$r"
   r=$(cri inspect "$c" | jq -r '[.status.state, .status.exit_code] | join(" ")')
   check "status after stop (SIGKILL)" "CONTAINER_EXITED 137" "$r"

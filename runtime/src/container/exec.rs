@@ -124,6 +124,23 @@ impl Runtime {
             block_forwarded_signals();
         }
         let cg = saved.cgroup.clone();
+        // Where the process goes: the container's cgroup, or the
+        // sub-cgroups `--cgroup` names (checked before anything starts).
+        let sub_dirs = match (&cg, o.cgroup.is_empty()) {
+            (_, true) => None,
+            (Some(cg), false) => Some(cg.exec_dirs(&o.cgroup)?),
+            (None, false) => {
+                return Err(Error::State(format!(
+                    "exec --cgroup: container {} has no cgroup",
+                    o.id
+                )))
+            }
+        };
+        let born_in = match (&sub_dirs, cg.as_ref().and_then(|c| c.unified_dir())) {
+            (Some(d), Some(_)) => d.first().cloned(),
+            (None, u) => u,
+            (Some(_), None) => None,
+        };
         let mut procs: Vec<(i32, OwnedFd)> = Vec::new();
         let (mut ch, child) = spawn_init(
             boot,
@@ -131,13 +148,15 @@ impl Runtime {
             console.as_ref().map(|c| c.as_fd()),
             stdio.as_ref(),
             o.preserve_fds,
-            cg.as_ref().and_then(|c| c.unified_dir()).as_deref(),
+            born_in.as_deref(),
             |pid| {
                 if let Ok(fd) = sys::pidfd_open(pid) {
                     procs.push((pid, fd));
                 }
-                if let Some(cg) = &cg {
-                    cg.add_process(pid)?;
+                match (&cg, &sub_dirs) {
+                    (Some(cg), Some(dirs)) => cg.add_process_to(pid, dirs)?,
+                    (Some(cg), None) => cg.add_process(pid)?,
+                    (None, _) => {}
                 }
                 Ok(())
             },

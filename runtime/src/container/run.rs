@@ -35,8 +35,10 @@ impl Runtime {
         } else {
             None
         };
-        // SAFETY: prctl with integer args.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        if !o.no_subreaper {
+            // SAFETY: prctl with integer args.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        }
         if !detach {
             block_forwarded_signals();
         }
