@@ -20,9 +20,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("container {0:?} does not exist")]
+    /// runc's words, which containerd, Docker and CRI-O look for.
+    #[error("container does not exist: {0:?}")]
     NotFound(String),
-    #[error("container {0:?} already exists")]
+    #[error("container with given ID already exists: {0:?}")]
     Exists(String),
     #[error("invalid container id {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },
@@ -65,5 +66,73 @@ pub trait Context<T> {
 impl<T> Context<T> for std::io::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::sys(context(), e))
+    }
+}
+
+/// An error message as clients that drive runc read it: they look for Go's
+/// lowercase errno texts ("no such file or directory", "permission
+/// denied", case-sensitive in containerd and the docker CLI), which Rust
+/// prints capitalised and followed by "(os error N)". This rewrites those
+/// texts, and nothing else, the way runc would have printed them.
+pub fn for_clients(msg: &str) -> String {
+    let mut out = msg.to_string();
+    if out.contains("(os error ") {
+        for n in 1..=133 {
+            let full = std::io::Error::from_raw_os_error(n).to_string();
+            if out.contains(&full) {
+                let text = full
+                    .strip_suffix(&format!(" (os error {n})"))
+                    .unwrap_or(&full);
+                out = out.replace(&full, &lower_first(text));
+            }
+        }
+    }
+    // The same texts where berth names the errno itself ("ENOENT: No such
+    // file or directory"), which clients must find as well.
+    for n in [
+        libc::ENOENT,
+        libc::EACCES,
+        libc::EPERM,
+        libc::ENOTDIR,
+        libc::EISDIR,
+        libc::ESRCH,
+        libc::ENOEXEC,
+    ] {
+        let full = std::io::Error::from_raw_os_error(n).to_string();
+        let text = full
+            .strip_suffix(&format!(" (os error {n})"))
+            .unwrap_or(&full);
+        if out.contains(text) {
+            out = out.replace(text, &lower_first(text));
+        }
+    }
+    out
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_texts_read_as_runc_prints_them() {
+        let e = Error::io("/x", std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(for_clients(&e.to_string()), "/x: no such file or directory");
+        assert_eq!(
+            for_clients("cgroup /a: EACCES: Permission denied"),
+            "cgroup /a: EACCES: permission denied"
+        );
+        assert_eq!(
+            for_clients("Not a directory (os error 20) and Is a directory (os error 21)"),
+            "not a directory and is a directory"
+        );
+        assert_eq!(for_clients("nothing to change"), "nothing to change");
     }
 }

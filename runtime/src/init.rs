@@ -602,9 +602,10 @@ fn exec(exe: &Path, args: &[String], env: &[String]) -> Result<Never> {
     // SAFETY: argv and envp are NULL-terminated arrays of valid C strings
     // that outlive the call.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    Err(Error::Init(format!(
-        "exec {:?}: {}",
-        exe.display().to_string(),
+    // runc's (Go's) text: "exec /x: permission denied".
+    Err(Error::Init(crate::error::for_clients(&format!(
+        "exec {}: {}",
+        exe.display(),
         std::io::Error::last_os_error()
-    )))
+    ))))
 }

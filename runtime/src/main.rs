@@ -253,13 +253,22 @@ fn main() -> ExitCode {
         },
         cli.debug,
     );
+    // runc's status for an exec that could not start its process.
+    let failed = if matches!(cli.cmd, Cmd::Exec(_)) {
+        255
+    } else {
+        1
+    };
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let msg = error_chain(&e);
+            // One line, with runc's phrases where clients look for them,
+            // in the log (containerd reads the last "error" there) and on
+            // stderr (CRI-O, conmon and go-runc's kill/delete read that).
+            let msg = berth::error::for_clients(&error_chain(&e));
             logging::error(&msg);
-            eprintln!("berth: {msg}");
-            ExitCode::from(1)
+            let _ = writeln!(std::io::stderr(), "berth: error: {msg}");
+            ExitCode::from(failed)
         }
     }
 }
@@ -284,7 +293,7 @@ fn usage_error(e: clap::Error) -> ! {
         .collect();
     let msg = para.join(" ");
     let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-    eprintln!("berth: {msg} (see berth --help)");
+    eprintln!("berth: error: {msg} (see berth --help)");
     std::process::exit(1);
 }
 
@@ -717,8 +726,14 @@ fn exec_process(rt: &Runtime, a: &ExecArgs) -> Result<oci_spec::runtime::Process
     }
     if let Some(path) = &a.process {
         let data = std::fs::read(path).with_context(|| format!("--process {}", path.display()))?;
-        let jd = &mut serde_json::Deserializer::from_slice(&data);
-        return serde_path_to_error::deserialize(jd).map_err(|e| {
+        let mut v: serde_json::Value = serde_json::from_slice(&data)
+            .with_context(|| format!("--process {}: invalid JSON", path.display()))?;
+        // runc: a process without `user` runs as uid 0, gid 0.
+        if let Some(o) = v.as_object_mut() {
+            o.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        return serde_path_to_error::deserialize(v).map_err(|e| {
             anyhow::anyhow!(
                 "--process {}: invalid field {}: {}",
                 path.display(),

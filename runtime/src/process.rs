@@ -1,8 +1,6 @@
 //! The last steps before the user program runs: rlimits, identity,
 //! capabilities, the working directory and the executable lookup.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -247,6 +245,9 @@ fn home_of(uid: u32) -> Option<String> {
 /// fails with the path named when it does not exist.
 pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
     if arg0.contains('/') {
+        // A path: it must exist and not be a directory; whether it may be
+        // executed is the kernel's to say at execve (CAP_DAC_OVERRIDE, a
+        // noexec mount), not a pre-check's.
         let p = PathBuf::from(arg0);
         return check_exec(&p).map(|_| p);
     }
@@ -258,7 +259,10 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
     for dir in path.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
         let cand = Path::new(dir).join(arg0);
-        if check_exec(&cand).is_ok() {
+        // As Go's LookPath (runc): a regular file with an execute bit.
+        if std::fs::metadata(&cand).is_ok_and(|m| {
+            m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+        }) {
             return Ok(cand);
         }
     }
@@ -267,24 +271,17 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf> {
     )))
 }
 
+/// runc's (Go's) texts: `exec: "/x": stat /x: no such file or directory`,
+/// `exec: "/etc": is a directory`.
 fn check_exec(p: &Path) -> Result<()> {
-    let c = CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| Error::Init(format!("exec: {p:?}: NUL in path")))?;
-    let md = std::fs::metadata(p)
-        .map_err(|e| Error::Init(format!("exec: {:?}: {e}", p.display().to_string())))?;
+    let shown = p.display().to_string();
+    let md = std::fs::metadata(p).map_err(|e| {
+        Error::Init(crate::error::for_clients(&format!(
+            "exec: {shown:?}: stat {shown}: {e}"
+        )))
+    })?;
     if md.is_dir() {
-        return Err(Error::Init(format!(
-            "exec: {:?}: is a directory",
-            p.display().to_string()
-        )));
-    }
-    // SAFETY: valid C string.
-    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
-        return Err(Error::Init(format!(
-            "exec: {:?}: {}",
-            p.display().to_string(),
-            std::io::Error::last_os_error()
-        )));
+        return Err(Error::Init(format!("exec: {shown:?}: is a directory")));
     }
     Ok(())
 }

@@ -42,7 +42,8 @@ fn berth_err(e: berth::Error) -> ttrpc::Error {
         berth::Error::Config(_) => Code::INVALID_ARGUMENT,
         _ => Code::UNKNOWN,
     };
-    rpc_err(code, e)
+    // containerd and Docker read the text for runc's phrases.
+    rpc_err(code, berth::error::for_clients(&e.to_string()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -72,9 +72,21 @@ fn exec_joins_namespaces_cgroup_and_profile_of_the_container() {
 
     let out = b.cmd(&["exec", &id, "/bin/sh", "-c", "exit 9"]);
     assert_eq!(out.status.code(), Some(9));
+    // runc's status and words, which Docker maps to exit 127.
     let out = b.cmd(&["exec", &id, "nosuchprogram"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("nosuchprogram"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("exec: \"nosuchprogram\": executable file not found in $PATH"),
+        "{}",
+        stderr(&out)
+    );
+    let out = b.cmd(&["exec", &id, "/no/such"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("no such file or directory"),
+        "{}",
+        stderr(&out)
+    );
 
     // --process with a runtime-spec process JSON.
     let pfile = b.dir.join("process.json");
@@ -108,6 +120,10 @@ fn exec_joins_namespaces_cgroup_and_profile_of_the_container() {
     assert!(b.cmd(&["kill", &id, "KILL"]).status.success());
     assert!(wait_until(|| b.status(&id) == "stopped"));
     let out = b.cmd(&["exec", &id, "/probe", "report"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("stopped"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("cannot exec in a stopped container"),
+        "{}",
+        stderr(&out)
+    );
 }

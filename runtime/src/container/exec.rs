@@ -45,10 +45,15 @@ impl Runtime {
             Status::Running | Status::Created => {}
             Status::Paused if o.ignore_paused => {}
             s => {
-                return Err(Error::State(format!(
-                    "cannot exec in container {}: it is {s}",
-                    o.id
-                )))
+                // runc's words (clients look for "container not running").
+                let why = match s {
+                    Status::Paused => {
+                        "cannot exec in a paused container (use --ignore-paused to override)"
+                    }
+                    Status::Stopped => "cannot exec in a stopped container: container not running",
+                    _ => "container not running",
+                };
+                return Err(Error::State(format!("{}: {why}", o.id)));
             }
         }
         crate::spec::validate_process(&o.process)?;

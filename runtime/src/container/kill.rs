@@ -23,7 +23,7 @@ impl Runtime {
         let status = self.store.status(&saved);
         if status == Status::Stopped {
             return Err(Error::State(format!(
-                "cannot kill container {id}: it is not running"
+                "cannot kill container {id}: container not running"
             )));
         }
         match sys::pidfd_open(saved.pid) {

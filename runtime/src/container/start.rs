@@ -15,12 +15,12 @@ impl Runtime {
             Status::Created => {}
             Status::Stopped => {
                 return Err(Error::State(format!(
-                    "cannot start container {id}: it has stopped"
+                    "cannot start container {id}: cannot start a container that has stopped"
                 )))
             }
             s => {
                 return Err(Error::State(format!(
-                    "cannot start container {id}: it is already {s}"
+                    "cannot start container {id}: cannot start an already {s} container"
                 )))
             }
         }
@@ -28,7 +28,7 @@ impl Runtime {
         let report = connect_start(&sock_path).map_err(|e| {
             if e.raw_os_error() == Some(libc::ECONNREFUSED) {
                 Error::State(format!(
-                    "cannot start container {id}: its init process has exited"
+                    "cannot start container {id}: its init process has exited: container not running"
                 ))
             } else {
                 Error::io(&sock_path, e)
