@@ -88,9 +88,20 @@ pub fn validate(hooks: &Hooks) -> Result<()> {
 
 /// Runs every hook of `kind` in order, stopping at the first failure.
 pub fn run(hooks: Option<&Hooks>, kind: Kind, state_json: &[u8]) -> Result<()> {
+    run_with_env(hooks, kind, state_json, None)
+}
+
+/// [`run`], with `default_env` for hooks whose config names no `env`
+/// (runc gives startContainer hooks the container process's).
+pub fn run_with_env(
+    hooks: Option<&Hooks>,
+    kind: Kind,
+    state_json: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
     for (i, h) in kind.list(hooks).iter().enumerate() {
-        run_one(h, state_json).map_err(|e| {
+        run_one(h, state_json, default_env).map_err(|e| {
             Error::Hook(format!(
                 "hooks.{}[{i}] {}: {e}",
                 kind.name(),
@@ -101,13 +112,22 @@ pub fn run(hooks: Option<&Hooks>, kind: Kind, state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
+fn run_one(
+    h: &Hook,
+    state_json: &[u8],
+    default_env: Option<&[String]>,
+) -> std::result::Result<(), String> {
     let mut cmd = Command::new(h.path());
     if let Some(args) = h.args().as_ref().filter(|a| !a.is_empty()) {
         cmd.arg0(&args[0]).args(&args[1..]);
     }
     cmd.env_clear();
-    for e in h.env().iter().flatten() {
+    let env: &[String] = match (h.env(), default_env) {
+        (Some(e), _) => e,
+        (None, Some(d)) => d,
+        (None, None) => &[],
+    };
+    for e in env {
         if let Some((k, v)) = e.split_once('=') {
             cmd.env(k, v);
         }

@@ -235,26 +235,21 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         Some(s) => Some(crate::spec::compile_seccomp(s, b.extras)?),
         None => None,
     };
-    // Without no_new_privs the filter can only be loaded while we still
-    // hold CAP_SYS_ADMIN, so it goes in before the identity switch (runc's
-    // order); with it, as late as possible, right before exec. A filter
-    // with notify actions goes in now either way: its listener must reach
-    // the agent through the parent, which is gone once `create` returns.
-    let early = seccomp.as_ref().is_some_and(|f| !nnp || f.uses_notify());
-    if let Some(f) = seccomp.as_ref().filter(|_| early) {
-        if nnp {
-            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "PR_SET_NO_NEW_PRIVS".into())?;
-        }
-        if let Some(listener) = f.load()? {
-            ch.send(&Msg::SeccompListener)?;
-            sys::send_fds(ch.socket().as_fd(), b"L", &[listener.as_raw_fd()])
-                .ctx(|| "passing the seccomp listener".into())?;
-        }
-    }
+    // The seccomp filter goes in as the very last step before execve, so
+    // that nothing berth itself does can be trapped by it (a notify action
+    // on a syscall of berth's with nobody yet to answer would hang us).
+    // Without no_new_privs loading it takes CAP_SYS_ADMIN: the identity
+    // switch keeps that one capability effective until the filter is in,
+    // and the final sets are applied right after.
+    let hold = seccomp.is_some() && !nnp;
     process::drop_bounding(&caps)?;
     let setgroups_ok = !in_userns || setgroups_allowed();
     process::set_identity(&b.process, setgroups_ok)?;
-    process::apply_caps(&caps)?;
+    if hold {
+        process::apply_caps_holding_sys_admin(&caps)?;
+    } else {
+        process::apply_caps(&caps)?;
+    }
     process::enter_cwd(b.process.cwd())?;
     let env = process::environment(&b.process);
     let args = b.process.args().clone().unwrap_or_default();
@@ -269,18 +264,37 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         None => None,
     };
     let last = (|| -> Result<Never> {
-        if b.mode == Mode::Create {
-            hooks::run(
-                b.spec.hooks().as_ref(),
-                hooks::Kind::StartContainer,
-                &state_json,
-            )?;
-        }
         if nnp {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "PR_SET_NO_NEW_PRIVS".into())?;
         }
-        if let Some(f) = seccomp.as_ref().filter(|_| !early) {
-            f.load()?;
+        if let Some(f) = &seccomp {
+            if let Some(listener) = f.load()? {
+                // To the agent through whoever waits on us now: `start`
+                // (create) or the exec's parent.
+                let to = match &report {
+                    Some(conn) => conn.as_fd(),
+                    None => {
+                        ch.send(&Msg::SeccompListener)?;
+                        ch.socket().as_fd()
+                    }
+                };
+                sys::send_fds(to, b"L", &[listener.as_raw_fd()])
+                    .ctx(|| "passing the seccomp listener".into())?;
+            }
+        }
+        if hold {
+            process::apply_caps(&caps)?;
+        }
+        // startContainer hooks run as runc runs them: with the container's
+        // filter, identity and capabilities, and its environment when they
+        // name none.
+        if b.mode == Mode::Create {
+            hooks::run_with_env(
+                b.spec.hooks().as_ref(),
+                hooks::Kind::StartContainer,
+                &state_json,
+                Some(&env),
+            )?;
         }
         exec(&exe, &args, &env)
     })();

@@ -192,6 +192,21 @@ pub fn set_identity(p: &Process, setgroups_allowed: bool) -> Result<()> {
     Ok(())
 }
 
+/// The sets of `plan` with CAP_SYS_ADMIN kept effective and permitted:
+/// what the init holds from the identity switch until its seccomp filter
+/// is loaded (without no_new_privs that takes CAP_SYS_ADMIN). Ambient
+/// capabilities come with [`apply_caps`], which follows.
+pub fn apply_caps_holding_sys_admin(plan: &CapPlan) -> Result<()> {
+    let mask = |set: &CapsHashSet| set.iter().fold(0u64, |m, c| m | c.bitmask());
+    let admin = Cap::CAP_SYS_ADMIN.bitmask();
+    sys::capset(
+        mask(&plan.effective) | admin,
+        mask(&plan.permitted) | admin,
+        mask(&plan.inheritable),
+    )
+    .map_err(|e| Error::State(format!("setting capabilities: {e}")))
+}
+
 pub fn apply_caps(plan: &CapPlan) -> Result<()> {
     let mask = |set: &CapsHashSet| set.iter().fold(0u64, |m, c| m | c.bitmask());
     sys::capset(

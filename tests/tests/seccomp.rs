@@ -159,3 +159,78 @@ fn bad_profiles_fail_create_and_leave_nothing() {
         assert_nothing_left(&b, &id);
     }
 }
+
+#[test]
+fn a_notify_filter_traps_nothing_berth_does_itself() {
+    // getcwd, chdir and accept4 are syscalls berth's init makes while it
+    // sets the process up (the cwd check, waiting for start); an agent that
+    // never answers must not hang create or start: the filter goes in only
+    // right before execve. (The program itself makes none of them.)
+    let mut b = Bundle::new("seccomp-late");
+    let sock = b.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{"names": ["getcwd", "chdir", "fchdir", "accept4", "accept",
+                                "setresuid", "setresgid", "setgroups"],
+                      "action": "SCMP_ACT_NOTIFY"}]
+    });
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    // The agent takes the listener and sits on it without answering.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((conn, _)) = listener.accept() {
+            let (_, fd) = recv_with_fd(&conn);
+            let _ = tx.send(fd);
+        }
+    });
+    b.args(&["/probe", "echo", "ran"]);
+    b.write_config();
+    let id = b.id("l");
+    let out_path = b.dir.join("late.out");
+    let mut child = b
+        .berth()
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    let done = wait_until(|| {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = b.cmd(&["delete", "--force", &id]);
+    }
+    assert!(done, "run hung on a notify filter");
+    assert_eq!(status.unwrap().code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&out_path).unwrap().trim(), "ran");
+    // The agent did get the listener.
+    assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok());
+}
+
+#[test]
+fn start_container_hooks_run_with_the_filter_and_the_process_environment() {
+    let mut b = Bundle::new("seccomp-hook");
+    b.config["root"]["readonly"] = json!(false);
+    b.config["process"]["env"] = json!(["PATH=/bin", "FROM_PROCESS=yes"]);
+    b.config["hooks"] = json!({"startContainer": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", "grep ^Seccomp: /proc/self/status > /tmp/hook.out; echo \"$FROM_PROCESS\" >> /tmp/hook.out"]
+    }]});
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77}]
+    });
+    b.args(&["/probe", "echo", "ok"]);
+    let (code, _, err) = b.run("h");
+    assert_eq!(code, 0, "{err}");
+    let out = std::fs::read_to_string(b.rootfs().join("tmp/hook.out")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0].split_whitespace().nth(1), Some("2"), "{out}");
+    assert_eq!(lines[1], "yes", "{out}");
+}

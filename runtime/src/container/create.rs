@@ -227,9 +227,6 @@ impl Runtime {
                         .into_owned(),
                     })?;
                 }
-                Msg::SeccompListener => {
-                    forward_seccomp_listener(&mut ch, &spec, &o.id, init_pid, &bundle)?
-                }
                 Msg::Ready => {
                     phases.mark("init-setup");
                     break;

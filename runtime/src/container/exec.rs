@@ -191,13 +191,25 @@ impl Runtime {
                         // bounded by the process's life.
                         fault_point("exec-ready");
                         ch.send(&Msg::Continue)?;
-                        return match ch.recv()? {
-                            None => Ok(()),
-                            Some(Msg::Error { msg }) => Err(Error::Init(msg)),
-                            Some(other) => Err(Error::Init(format!(
-                                "unexpected message from init: {other:?}"
-                            ))),
-                        };
+                        loop {
+                            match ch.recv()? {
+                                None => return Ok(()),
+                                // Loaded as the last step before execve.
+                                Some(Msg::SeccompListener) => forward_seccomp_listener(
+                                    &mut ch,
+                                    spec,
+                                    &o.id,
+                                    pid,
+                                    &saved.bundle,
+                                )?,
+                                Some(Msg::Error { msg }) => return Err(Error::Init(msg)),
+                                Some(other) => {
+                                    return Err(Error::Init(format!(
+                                        "unexpected message from init: {other:?}"
+                                    )))
+                                }
+                            }
+                        }
                     }
                     other => {
                         return Err(Error::Init(format!(

@@ -1,6 +1,6 @@
 //! `start`: lets a created container's init run the user program.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use super::*;
 use crate::error::{Error, Result};
@@ -42,8 +42,22 @@ impl Runtime {
         // this process lives to see the exec.
         let _ = std::fs::remove_file(&sock_path);
         fault_point("start-connected");
+        // The init may first hand over its seccomp notify listener (loaded
+        // as the last step before execve), for the agent.
         let mut why = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut &report, &mut why);
+        loop {
+            match sys::recv_fd(report.as_fd(), 4096) {
+                Ok((_, Some(listener))) => send_seccomp_listener(
+                    &saved.config,
+                    id,
+                    saved.pid,
+                    &saved.bundle,
+                    listener.as_fd(),
+                )?,
+                Ok((data, None)) if !data.is_empty() => why.extend_from_slice(&data),
+                _ => break,
+            }
+        }
         drop(report);
         if !why.is_empty() {
             return Err(Error::Init(String::from_utf8_lossy(&why).into_owned()));
