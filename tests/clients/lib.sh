@@ -11,3 +11,23 @@ state = "$1/state"
   address = "$1/containerd.sock.ttrpc"
 EOT
 }
+
+# apt-get install whichever of PKG... is missing, non-interactively and
+# without starting their services (a policy-rc.d that refuses every start
+# is put in place for the install if the machine has none).
+apt_install() { # PKG...
+  local p missing=() prc=
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && prc=1
+  fi
+  local APT=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+  "${APT[@]}" "${missing[@]}" >&2 || { apt-get -q update >&2 && "${APT[@]}" "${missing[@]}" >&2; }
+  local rc=$?
+  [ -n "$prc" ] && rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
