@@ -21,11 +21,13 @@ BERTH_BIN=$(readlink -f "$REL/berth") \
 "$REL/containerd-shim-berth-v2" -info > /dev/null
 # Real clients: containerd 1.7 and 2.1 (from Debian's newer suites) driving
 # berth through their stock runc shim (each scenario also run with runc) and
-# through berth's own shim, by ctr and by the Kubernetes CRI; podman.
+# through berth's own shim, by ctr and by the Kubernetes CRI; podman; Docker
+# Engine 20.10 and 26.1 with berth as a path runtime and as a shim runtime.
 if [ "${BERTH_SKIP_CLIENTS:-0}" != 1 ]; then
   tests/clients/containerd.sh
   tests/clients/cri.sh
   tests/clients/podman.sh
+  tests/clients/docker.sh
 fi
 if [ "${BERTH_SKIP_V2_GUEST:-0}" != 1 ]; then
   hack/cgroupv2-guest.sh

@@ -186,6 +186,13 @@ pub fn resolve_path(cgroups_path: Option<&str>, id: &str) -> Result<String> {
             format!("{raw:?} names the root cgroup; a container needs a cgroup of its own"),
         ));
     }
+    // The kernel's limits on a path name and its components.
+    if parts.iter().any(|p| p.len() > 255) || raw.len() > 3072 {
+        return Err(Error::invalid(
+            FIELD,
+            "too long (at most 255 bytes a component, 3072 in all)",
+        ));
+    }
     Ok(format!("/{}", parts.join("/")))
 }
 

@@ -166,6 +166,13 @@ pub fn validate_common(r: &LinuxResources) -> Result<()> {
                     format!("{q} is below the kernel's minimum of 1000 (1 ms)"),
                 ));
             }
+            // The kernel's bandwidth limit (MAX_BW: 2^44 - 1 microseconds).
+            if q > (1 << 44) - 1 {
+                return Err(Error::invalid(
+                    "linux.resources.cpu.quota",
+                    format!("{q} is above the kernel's maximum of {}", (1i64 << 44) - 1),
+                ));
+            }
         }
         if let Some(p) = c.period() {
             if p != 0 && !(1000..=1_000_000).contains(&p) {
@@ -219,6 +226,17 @@ pub fn validate_common(r: &LinuxResources) -> Result<()> {
                 check_devnum(&format!("linux.resources.blockIO.{name}.major"), d.major())?;
                 check_devnum(&format!("linux.resources.blockIO.{name}.minor"), d.minor())?;
             }
+        }
+    }
+    if let Some(p) = r.pids() {
+        // pids.max holds at most PID_MAX_LIMIT (2^22); -1 and 0 are
+        // "unlimited"/"unset".
+        let l = p.limit();
+        if !(-1..=1 << 22).contains(&l) {
+            return Err(Error::invalid(
+                "linux.resources.pids.limit",
+                format!("{l} is outside -1..={} (the kernel's maximum)", 1 << 22),
+            ));
         }
     }
     for h in r.hugepage_limits().iter().flatten() {

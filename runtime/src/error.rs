@@ -6,15 +6,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// config.json is not valid or asks for something berth refuses.
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     Config(String),
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", one_line(&path.display().to_string()))]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{context}: {source}")]
+    #[error("{}: {source}", one_line(context))]
     Sys {
         context: String,
         #[source]
@@ -27,13 +27,13 @@ pub enum Error {
     Exists(String),
     #[error("invalid container id {id:?}: {reason}")]
     InvalidId { id: String, reason: &'static str },
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     State(String),
     /// An error the container's init process reported before it could run
     /// the user program.
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     Init(String),
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     Hook(String),
     #[error(transparent)]
     Cgroup(#[from] berth_cgroups::Error),
@@ -67,6 +67,23 @@ impl<T> Context<T> for std::io::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::sys(context(), e))
     }
+}
+
+/// A message kept to one line: control characters a config value carried
+/// into it (a newline in a path, a NUL) are shown escaped.
+pub fn one_line(msg: &str) -> String {
+    if !msg.chars().any(char::is_control) {
+        return msg.to_string();
+    }
+    msg.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// An error message as clients that drive runc read it: they look for Go's

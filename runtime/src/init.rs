@@ -253,7 +253,10 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     process::enter_cwd(b.process.cwd())?;
     let env = process::environment(&b.process);
     let args = b.process.args().clone().unwrap_or_default();
-    let exe = process::find_executable(&args[0], &env)?;
+    let exe = process::find_executable(&args[0], &env).map_err(|e| match e {
+        Error::Init(m) => Error::Init(format!("process.args[0]: {m}")),
+        other => other,
+    })?;
 
     ch.send(&Msg::Ready)?;
     // Until the parent has recorded the container it may die and leave us

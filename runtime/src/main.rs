@@ -265,7 +265,7 @@ fn main() -> ExitCode {
             // One line, with runc's phrases where clients look for them,
             // in the log (containerd reads the last "error" there) and on
             // stderr (CRI-O, conmon and go-runc's kill/delete read that).
-            let msg = berth::error::for_clients(&error_chain(&e));
+            let msg = berth::error::one_line(&berth::error::for_clients(&error_chain(&e)));
             logging::error(&msg);
             let _ = writeln!(std::io::stderr(), "berth: error: {msg}");
             ExitCode::from(failed)

@@ -204,7 +204,7 @@ pub fn apply_caps_holding_sys_admin(plan: &CapPlan) -> Result<()> {
         mask(&plan.permitted) | admin,
         mask(&plan.inheritable),
     )
-    .map_err(|e| Error::State(format!("setting capabilities: {e}")))
+    .map_err(|e| Error::Config(format!("process.capabilities: {e}")))
 }
 
 pub fn apply_caps(plan: &CapPlan) -> Result<()> {
@@ -215,17 +215,18 @@ pub fn apply_caps(plan: &CapPlan) -> Result<()> {
         mask(&plan.inheritable),
     )
     .map_err(|e| {
-        Error::State(format!(
-            "setting capabilities (effective/permitted/inheritable): {e}"
+        Error::Config(format!(
+            "process.capabilities: setting effective/permitted/inheritable: {e}"
         ))
     })?;
     caps::clear(None, CapSet::Ambient)
-        .map_err(|e| Error::State(format!("clearing ambient capabilities: {e}")))?;
+        .map_err(|e| Error::Config(format!("process.capabilities.ambient: clearing: {e}")))?;
     for c in &plan.ambient {
         // Like runc: an ambient cap outside permitted+inheritable is skipped.
         if plan.permitted.contains(c) && plan.inheritable.contains(c) {
-            caps::raise(None, CapSet::Ambient, *c)
-                .map_err(|e| Error::State(format!("raising ambient {c}: {e}")))?;
+            caps::raise(None, CapSet::Ambient, *c).map_err(|e| {
+                Error::Config(format!("process.capabilities.ambient: raising {c}: {e}"))
+            })?;
         }
     }
     Ok(())

@@ -55,11 +55,11 @@ pub fn parse_ext(data: &[u8]) -> std::result::Result<(Spec, Extras), String> {
         .map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
-            if field.is_empty() || field == "." {
+            crate::error::one_line(&if field.is_empty() || field == "." {
                 format!("invalid JSON: {inner}")
             } else {
                 format!("invalid field {field}: {inner}")
-            }
+            })
         })
 }
 
@@ -337,6 +337,20 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
         }
     }
     crate::process::validate_user(process.user())?;
+    if let Some(c) = process.capabilities() {
+        // The kernel takes no effective capability outside permitted.
+        let permitted = c.permitted().clone().unwrap_or_default();
+        if let Some(extra) = c
+            .effective()
+            .iter()
+            .flatten()
+            .find(|cap| !permitted.contains(cap))
+        {
+            return Err(Error::Config(format!(
+                "process.capabilities.effective: {extra} is not in process.capabilities.permitted"
+            )));
+        }
+    }
     let mut seen = HashSet::new();
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
         if !seen.insert(crate::process::rlimit_resource(r.typ())) {

@@ -251,8 +251,8 @@ fn bad_number() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// Strings no field should take as they are: empty, with a NUL byte,
-/// relative, climbing with "..", very long, or printable garbage.
+/// Strings no field should take as they are: empty, with a NUL byte or a
+/// newline, relative, climbing with "..", very long, or printable garbage.
 fn bad_string() -> impl Strategy<Value = Value> {
     prop_oneof![
         4 => select(vec![
@@ -266,6 +266,8 @@ fn bad_string() -> impl Strategy<Value = Value> {
             json!("/dev/../berth-climbed"),
             json!("/proc/self/../../nonexistent"),
             json!("with space,and=comma"),
+            json!("a\nsecond line"),
+            json!("/a\nb"),
         ]),
         1 => select(vec![256usize, 4097, 70000]).prop_map(|n| json!("a".repeat(n))),
         1 => select(vec![256usize, 4097]).prop_map(|n| json!(format!("/{}", "d/".repeat(n)))),

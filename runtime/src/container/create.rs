@@ -197,7 +197,10 @@ impl Runtime {
 
         let mut init_pid = child;
         loop {
-            match ch.expect("the container to be set up")? {
+            let msg = ch
+                .expect("the container to be set up")
+                .map_err(|e| why_init_died(e, init_pid, &spec))?;
+            match msg {
                 Msg::UsernsReady => {
                     write_id_maps(child, &spec)?;
                     ch.send(&Msg::Continue)?;
@@ -267,6 +270,38 @@ impl Runtime {
             pid: init_pid,
             own_pid_ns: new.contains(&LinuxNamespaceType::Pid),
         })
+    }
+}
+
+/// When the init vanished without a word: killed by a signal (the OOM
+/// killer, under a memory limit too low to start it) is worth saying.
+fn why_init_died(e: Error, pid: i32, spec: &Spec) -> Error {
+    if !matches!(e, Error::Init(_) | Error::Sys { .. }) {
+        return e;
+    }
+    let mut status = 0;
+    // SAFETY: waitpid on our own child (CLONE_PARENT), without blocking.
+    if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } != pid
+        || !libc::WIFSIGNALED(status)
+    {
+        return e;
+    }
+    let sig = libc::WTERMSIG(status);
+    let limit = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+        .filter(|l| *l > 0);
+    match limit {
+        Some(l) if sig == libc::SIGKILL => Error::Config(format!(
+            "linux.resources.memory.limit: the container's init was killed (SIGKILL, the OOM \
+             killer) while being set up: {l} bytes is too little to start it"
+        )),
+        _ => Error::Init(format!(
+            "the container's init was killed by signal {sig} while being set up"
+        )),
     }
 }
 
