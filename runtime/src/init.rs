@@ -140,6 +140,7 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         fs.mount_all(&b.spec, &b.bundle)?;
         fs.setup_dev(&b.spec)?;
         fs.ensure_cwd(b.process.cwd())?;
+        fs.finish_dev(&b.spec)?;
         ch.send(&Msg::RunHooks)?;
         state_json = match ch.recv()? {
             Some(Msg::HooksDone { state }) => state.into_bytes(),
@@ -243,6 +244,10 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     // and the final sets are applied right after.
     let hold = seccomp.is_some() && !nnp;
     process::drop_bounding(&caps)?;
+    // The cwd is entered while still root (a cwd only root can reach, such
+    // as /root for a non-root user, works), else after the switch (runc).
+    let cwd_entered = process::enter_cwd(b.process.cwd()).is_ok();
+    process::fix_stdio_owner(b.process.user().uid());
     let setgroups_ok = !in_userns || setgroups_allowed();
     process::set_identity(&b.process, setgroups_ok)?;
     if hold {
@@ -250,7 +255,9 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     } else {
         process::apply_caps(&caps)?;
     }
-    process::enter_cwd(b.process.cwd())?;
+    if !cwd_entered {
+        process::enter_cwd(b.process.cwd())?;
+    }
     let env = process::environment(&b.process);
     let args = b.process.args().clone().unwrap_or_default();
     let exe = process::find_executable(&args[0], &env).map_err(|e| match e {
@@ -431,8 +438,14 @@ fn write_time_offsets(offsets: &HashMap<String, oci_spec::runtime::LinuxTimeOffs
             off.nanosecs().unwrap_or(0)
         ));
     }
-    std::fs::write("/proc/self/timens_offsets", s)
-        .map_err(|e| Error::Config(format!("linux.timeOffsets: {e}")))
+    // A non-dumpable process's /proc files belong to the host's root, not
+    // to the root of a user namespace we are in: dumpable for the write
+    // (nothing else lives in the container yet).
+    sys::prctl(libc::PR_SET_DUMPABLE, 1).ctx(|| "PR_SET_DUMPABLE".into())?;
+    let r = std::fs::write("/proc/self/timens_offsets", s)
+        .map_err(|e| Error::Config(format!("linux.timeOffsets: {e}")));
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "PR_SET_DUMPABLE".into())?;
+    r
 }
 
 fn write_sysctls(sysctl: &HashMap<String, String>) -> Result<()> {
@@ -516,6 +529,16 @@ fn setup_console(b: &Bootstrap, bind_console: bool) -> Result<OwnedFd> {
     }
     // SAFETY: fresh fd from the kernel.
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    // runc's console: no output post-processing (ONLCR), so `run -t`
+    // output does not end its lines in "\r\n".
+    // SAFETY: termios read and written back on the slave we own.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(slave.as_raw_fd(), &mut t) == 0 {
+            t.c_oflag &= !libc::ONLCR;
+            libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t);
+        }
+    }
     if let Some(sz) = b.process.console_size() {
         let ws = libc::winsize {
             ws_row: sz.height() as u16,

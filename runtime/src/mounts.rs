@@ -99,9 +99,11 @@ fn rec_attr(name: &str) -> Option<(u64, u64)> {
         "rnodiratime" => (libc::MOUNT_ATTR_NODIRATIME, 0),
         "rdiratime" => (0, libc::MOUNT_ATTR_NODIRATIME),
         "rrelatime" => (libc::MOUNT_ATTR_RELATIME, ATIME),
-        "rnorelatime" => (0, libc::MOUNT_ATTR_RELATIME),
+        // The atime mode is one field of the mask: changing it clears the
+        // whole of MOUNT_ATTR__ATIME (anything less is EINVAL).
+        "rnorelatime" => (libc::MOUNT_ATTR_STRICTATIME, ATIME),
         "rnoatime" => (libc::MOUNT_ATTR_NOATIME, ATIME),
-        "ratime" => (0, libc::MOUNT_ATTR_NOATIME),
+        "ratime" => (libc::MOUNT_ATTR_RELATIME, ATIME),
         "rstrictatime" => (libc::MOUNT_ATTR_STRICTATIME, ATIME),
         "rnosymfollow" => (libc::MOUNT_ATTR_NOSYMFOLLOW, 0),
         "rsymfollow" => (0, libc::MOUNT_ATTR_NOSYMFOLLOW),
@@ -224,6 +226,20 @@ mod tests {
         let o = p(&["rbind", "rro", "rnosuid"]);
         assert!(o.bind && o.recursive_bind);
         assert_eq!(o.rec_set, libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID);
+    }
+
+    #[test]
+    fn recursive_atime_options_replace_the_whole_atime_mode() {
+        for (opt, set) in [
+            ("ratime", libc::MOUNT_ATTR_RELATIME),
+            ("rnoatime", libc::MOUNT_ATTR_NOATIME),
+            ("rstrictatime", libc::MOUNT_ATTR_STRICTATIME),
+            ("rnorelatime", libc::MOUNT_ATTR_STRICTATIME),
+        ] {
+            let o = p(&[opt]);
+            assert_eq!(o.rec_set, set, "{opt}");
+            assert_eq!(o.rec_clear, libc::MOUNT_ATTR__ATIME, "{opt}");
+        }
     }
 
     #[test]

@@ -126,8 +126,6 @@ pub fn drop_bounding(plan: &CapPlan) -> Result<()> {
     Ok(())
 }
 
-/// Switches to the process's uid/gid/groups, keeping capabilities across the
-/// switch so the configured sets can be applied afterwards.
 /// The largest id berth passes to setresuid/setresgid/setgroups. Above it
 /// an id is negative as the kernel's signed argument, and -1 (4294967295)
 /// means "leave unchanged": the process would silently stay root.
@@ -152,6 +150,27 @@ pub fn validate_user(user: &oci_spec::runtime::User) -> Result<()> {
     Ok(())
 }
 
+/// runc's fixStdioPermissions: the process's stdio (a pty, pipes) is made
+/// the user's, so a non-root process can reopen /dev/stdout or its
+/// terminal. /dev/null is left alone, and a stdio the user namespace
+/// cannot re-own (unmapped, read-only) is left as it is.
+pub fn fix_stdio_owner(uid: u32) {
+    for fd in 0..3 {
+        // SAFETY: fstat of a possibly closed fd fills a zeroed buffer or fails.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_uid == uid {
+            continue;
+        }
+        if st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3) {
+            continue;
+        }
+        // SAFETY: plain syscall; failure is not fatal (see above).
+        unsafe { libc::fchown(fd, uid, st.st_gid) };
+    }
+}
+
+/// Switches to the process's uid/gid/groups, keeping capabilities across the
+/// switch so the configured sets can be applied afterwards.
 pub fn set_identity(p: &Process, setgroups_allowed: bool) -> Result<()> {
     let u = p.user();
     // Checked at create and exec already; checked again where it matters,

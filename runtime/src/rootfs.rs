@@ -129,6 +129,19 @@ impl Rootfs {
         let opts =
             mounts::parse(m.options().as_deref().unwrap_or_default()).map_err(Error::Config)?;
         let dest = m.destination();
+        // Under /proc and /sys a symlink in the destination would redirect
+        // the mount (the CVE-2019-19921 class): refused with runc's words.
+        if dest.starts_with("/proc") || dest.starts_with("/sys") {
+            match safepath::open_in_root(self.root(), dest, true) {
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(Error::Config(format!(
+                        "{}: must be mounted on ordinary directory (it is a symlink)",
+                        dest.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
         if mounts::is_bind(m, &opts) {
             let src = m.source().clone().unwrap_or_default();
             let src = if src.is_absolute() {
@@ -145,6 +158,8 @@ impl Rootfs {
         // proc and sysfs destinations must be real directories: a symlink
         // there is the CVE-2019-19921 class.
         let strict = matches!(fstype, "proc" | "sysfs");
+        // runc gives a tmpfs the mode of a directory that was there already.
+        let existed = fstype == "tmpfs" && safepath::open_in_root(self.root(), dest, false).is_ok();
         let target = if strict {
             match safepath::open_in_root(self.root(), dest, true) {
                 Ok(fd) => fd,
@@ -158,7 +173,7 @@ impl Rootfs {
         };
         if strict && !safepath::is_dir(target.as_fd()).map_err(|e| Error::io(dest, e))? {
             return Err(Error::Config(format!(
-                "{}: {fstype} must be mounted on a directory",
+                "{}: {fstype} must be mounted on ordinary directory",
                 dest.display()
             )));
         }
@@ -178,11 +193,26 @@ impl Rootfs {
         };
         let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
         let mut flags = opts.flags & !libc::MS_REMOUNT;
-        if covered.is_some() {
-            // Writable while the copy is made; read-only after, if asked.
+        // Writable while a copy is made into it, or (a tmpfs /dev) while
+        // the mounts and device nodes that go under it are made; read-only
+        // after, if asked ([`Rootfs::finish_dev`] for /dev).
+        let dev_later = fstype == "tmpfs" && dest == Path::new("/dev");
+        if covered.is_some() || dev_later {
             flags &= !libc::MS_RDONLY;
         }
-        let data = opts.data_string();
+        let mut data = opts.data_string();
+        // runc: a tmpfs without mode= takes the mode of the directory it
+        // covers (not the kernel's 1777).
+        if existed && !opts.data.iter().any(|d| d.starts_with("mode=")) {
+            if let Ok(st) = sys::fstat(target.as_fd()) {
+                let mode = format!("mode={:o}", st.st_mode & 0o7777);
+                data = if data.is_empty() {
+                    mode
+                } else {
+                    format!("{data},{mode}")
+                };
+            }
+        }
         let r = sys::mount(
             Some(&source),
             &fdpath(target.as_fd()),
@@ -392,6 +422,24 @@ impl Rootfs {
         Ok(())
     }
 
+    /// A read-only tmpfs /dev becomes read-only only now, once /dev/pts,
+    /// /dev/shm, the device nodes and links are in it (runc's order).
+    pub fn finish_dev(&self, spec: &Spec) -> Result<()> {
+        let ro_dev = spec.mounts().iter().flatten().any(|m| {
+            m.destination() == Path::new("/dev")
+                && m.typ().as_deref() == Some("tmpfs")
+                && mounts::parse(m.options().as_deref().unwrap_or_default())
+                    .is_ok_and(|o| o.flags & libc::MS_RDONLY != 0)
+        });
+        if !ro_dev {
+            return Ok(());
+        }
+        let dev = safepath::open_in_root(self.root(), Path::new("/dev"), true)
+            .map_err(|e| Error::io("/dev", e))?;
+        sys::mount_setattr(dev.as_fd(), false, libc::MOUNT_ATTR_RDONLY, 0, 0)
+            .ctx(|| "making /dev read-only".into())
+    }
+
     /// Creates process.cwd inside the rootfs when it is missing (runc does;
     /// images whose WORKDIR does not exist, `ctr --cwd` and Kubernetes'
     /// `workingDir` rely on it), resolving every component inside the
@@ -589,6 +637,7 @@ impl Rootfs {
     pub fn pivot(&self, no_pivot: bool) -> Result<()> {
         std::env::set_current_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
         if no_pivot {
+            hide_host_proc_and_sys(&self.path)?;
             sys::mount(Some(&self.path), Path::new("/"), None, libc::MS_MOVE, None)
                 .ctx(|| "moving the rootfs to /".into())?;
             let dot = sys::cstring(".").expect("no NUL");
@@ -614,6 +663,48 @@ impl Rootfs {
         }
         std::env::set_current_dir("/").map_err(|e| Error::io("/", e))
     }
+}
+
+/// `--no-pivot`: chroot leaves the host's mounts in the container's mount
+/// namespace, only out of sight; a fully visible procfs or sysfs among them
+/// would let the kernel allow a new, unmasked procfs mount inside (its
+/// "mount too revealing" check looks at the whole namespace). So every
+/// procfs and sysfs outside the rootfs is detached, or covered by an empty
+/// read-only tmpfs where it cannot be (runc does the same).
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .ctx(|| "reading /proc/self/mountinfo".into())?;
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            let fstype = *f.get(dash + 1)?;
+            let mp = PathBuf::from(unescape(f.get(4)?));
+            (matches!(fstype, "proc" | "sysfs") && !mp.starts_with(rootfs)).then_some(mp)
+        })
+        .collect();
+    // Deepest first, so a parent is not detached from under a child first.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    for mp in points {
+        // A slave first: with a shared rootfsPropagation the detach would
+        // otherwise reach the host's own /proc.
+        let _ = sys::mount(None, &mp, None, libc::MS_SLAVE | libc::MS_REC, None);
+        match sys::umount2(&mp, libc::MNT_DETACH) {
+            Ok(()) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {}
+            Err(_) => sys::mount(
+                Some(Path::new("tmpfs")),
+                &mp,
+                Some("tmpfs"),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                Some("size=0"),
+            )
+            .ctx(|| format!("covering {} for --no-pivot", mp.display()))?,
+        }
+    }
+    Ok(())
 }
 
 /// Remounts the container's `/` read-only (root.readonly).

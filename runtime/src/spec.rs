@@ -50,6 +50,17 @@ pub fn parse_ext(data: &[u8]) -> std::result::Result<(Spec, Extras), String> {
         flags.retain(|f| f != WAIT_KILLABLE);
         extras.seccomp_wait_killable_recv = flags.len() != before;
     }
+    // runc: a namespace whose path is "" is one to create, not to join.
+    if let Some(nss) = v
+        .pointer_mut("/linux/namespaces")
+        .and_then(|n| n.as_array_mut())
+    {
+        for ns in nss.iter_mut().filter_map(|n| n.as_object_mut()) {
+            if ns.get("path").is_some_and(|p| p == "") {
+                ns.remove("path");
+            }
+        }
+    }
     serde_path_to_error::deserialize::<_, Spec>(v)
         .map(|s| (s, extras))
         .map_err(|e| {
