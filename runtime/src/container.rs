@@ -138,6 +138,7 @@ pub(crate) fn spawn_init(
     stdio: Option<&[OwnedFd; 3]>,
     preserve_fds: u32,
     cgroup: Option<&Path>,
+    mount_sources: &[(usize, OwnedFd)],
     placed: impl FnOnce(i32) -> Result<()>,
 ) -> Result<(Channel, i32)> {
     let mut boot = boot;
@@ -155,12 +156,19 @@ pub(crate) fn spawn_init(
         .ctx(|| "dup".into())?;
     boot.start_fd = start.as_ref().map(|f| f.as_raw_fd());
     boot.console_fd = console.as_ref().map(|f| f.as_raw_fd());
+    let sources: Vec<(usize, OwnedFd)> = mount_sources
+        .iter()
+        .map(|(i, f)| sys::dup_at_least(f.as_fd(), min).map(|d| (*i, d)))
+        .collect::<std::io::Result<_>>()
+        .ctx(|| "dup".into())?;
+    boot.mount_fds = sources.iter().map(|(i, f)| (*i, f.as_raw_fd())).collect();
     // Fds 3..3+N pass only if berth itself inherited them: anything berth
     // opened is close-on-exec, so an internal fd that happens to sit in that
     // range (the state lock, say) never reaches the container.
     let inherit: Vec<RawFd> = [Some(&sock), start.as_ref(), console.as_ref()]
         .into_iter()
         .flatten()
+        .chain(sources.iter().map(|(_, f)| f))
         .map(|f: &OwnedFd| f.as_raw_fd())
         .collect();
     let pid = loop {

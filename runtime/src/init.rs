@@ -57,6 +57,11 @@ pub struct Bootstrap {
     pub new: Vec<LinuxNamespaceType>,
     /// The listening start socket `start` connects to (create only).
     pub start_fd: Option<RawFd>,
+    /// Bind mount sources the parent cloned (open_tree) from the host
+    /// before the container's user namespace existed: (index in `mounts`,
+    /// fd). A source its mapped root could not reach still mounts.
+    #[serde(default)]
+    pub mount_fds: Vec<(usize, RawFd)>,
     pub console_fd: Option<RawFd>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
@@ -110,11 +115,18 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     // Nothing in the container may ptrace us or open our /proc files while
     // we set it up; execve of the user program resets this.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "PR_SET_DUMPABLE".into())?;
-    for fd in [b.start_fd, b.console_fd].into_iter().flatten() {
+    for fd in [b.start_fd, b.console_fd]
+        .into_iter()
+        .flatten()
+        .chain(b.mount_fds.iter().map(|(_, fd)| *fd))
+    {
         sys::set_cloexec(fd, true).ctx(|| "marking internal fds close-on-exec".into())?;
     }
     sys::set_cloexec(ch.socket().as_raw_fd(), true).ctx(|| "cloexec".into())?;
 
+    if b.mode == Mode::Create {
+        rootfs::remember_host_cgroups();
+    }
     let forked = namespaces(ch, b)?;
     if !forked {
         ch.send(&Msg::Pid {
@@ -136,7 +148,12 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         // A mount namespace joined by path gets the full rootfs set-up too,
         // inside it (runc's behaviour): the container never runs on
         // whatever that namespace has at /.
-        let fs = rootfs::prepare(&b.spec, &b.rootfs, in_userns)?;
+        let mut fs = rootfs::prepare(&b.spec, &b.rootfs, in_userns)?;
+        for (i, fd) in &b.mount_fds {
+            // SAFETY: the parent passed us this fd; nothing else owns it.
+            fs.pre_opened
+                .insert(*i, unsafe { OwnedFd::from_raw_fd(*fd) });
+        }
         fs.mount_all(&b.spec, &b.bundle)?;
         fs.setup_dev(&b.spec)?;
         fs.ensure_cwd(b.process.cwd())?;

@@ -23,6 +23,8 @@ fn fdpath(fd: BorrowedFd<'_>) -> PathBuf {
 pub struct Rootfs {
     pub path: PathBuf,
     pub fd: OwnedFd,
+    /// Bind sources cloned by the parent, by index in `mounts`.
+    pub pre_opened: std::collections::HashMap<usize, OwnedFd>,
     /// Inside a user namespace device nodes cannot be made, so they are
     /// bind-mounted from the host instead (never re-owned on the host).
     pub in_userns: bool,
@@ -56,6 +58,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<Rootfs> {
     Ok(Rootfs {
         path: rootfs.to_path_buf(),
         fd,
+        pre_opened: std::collections::HashMap::new(),
         in_userns,
     })
 }
@@ -110,7 +113,7 @@ impl Rootfs {
     pub fn mount_all(&self, spec: &Spec, bundle: &Path) -> Result<()> {
         for (i, m) in spec.mounts().iter().flatten().enumerate() {
             // Every mount error names the mount by index and destination.
-            self.mount_one(m, bundle).map_err(|e| {
+            self.mount_one(i, m, bundle).map_err(|e| {
                 let msg = match e {
                     Error::Config(m) => m,
                     other => other.to_string(),
@@ -125,7 +128,7 @@ impl Rootfs {
         Ok(())
     }
 
-    fn mount_one(&self, m: &Mount, bundle: &Path) -> Result<()> {
+    fn mount_one(&self, i: usize, m: &Mount, bundle: &Path) -> Result<()> {
         let opts =
             mounts::parse(m.options().as_deref().unwrap_or_default()).map_err(Error::Config)?;
         let dest = m.destination();
@@ -149,6 +152,9 @@ impl Rootfs {
             } else {
                 bundle.join(src)
             };
+            if let Some(tree) = self.pre_opened.get(&i) {
+                return self.attach_cloned(tree.as_fd(), &src, dest, &opts);
+            }
             return self.bind(&src, dest, &opts);
         }
         let fstype = m.typ().as_deref().unwrap_or("");
@@ -300,6 +306,34 @@ impl Rootfs {
         self.finish(tree.as_fd(), opts)
     }
 
+    /// A bind mount whose source the parent cloned from the host: attached
+    /// first (the detached tree belongs to the host's user namespace, so
+    /// its attributes can only be set once it is in ours), then given the
+    /// options' flags and propagation.
+    fn attach_cloned(
+        &self,
+        tree: BorrowedFd<'_>,
+        src: &Path,
+        dest: &Path,
+        opts: &Options,
+    ) -> Result<()> {
+        let is_dir = safepath::is_dir(tree).map_err(|e| Error::io(src, e))?;
+        let target = if is_dir {
+            safepath::mkdir_all(self.root(), dest, 0o755)
+        } else {
+            safepath::ensure_file(self.root(), dest)
+        }
+        .map_err(|e| Error::io(dest, e))?;
+        sys::move_mount_fd(tree, target.as_fd())
+            .ctx(|| format!("attaching bind mount of {}", src.display()))?;
+        let (set, clear) = ms_to_attr(opts.flags, opts.cleared);
+        if set != 0 || clear != 0 {
+            sys::mount_setattr(tree, false, set, clear, 0)
+                .ctx(|| format!("setting mount flags on {}", dest.display()))?;
+        }
+        self.finish(tree, opts)
+    }
+
     /// `cgroup` mounts: a cgroup2 mount on unified hosts; on v1 hosts a tmpfs
     /// with one directory per hierarchy, as runc builds it. Outside a cgroup
     /// namespace each hierarchy is a bind of the container's own cgroup, so
@@ -361,21 +395,12 @@ impl Rootfs {
         for h in hier.iter().filter(|h| h.fstype == "cgroup") {
             let name = h.mount_point.file_name().unwrap_or_default();
             let sub = dest.join(name);
-            // Which cgroup this process is in, in that hierarchy.
-            let rel = own
-                .lines()
-                .filter_map(|l| {
-                    let mut f = l.splitn(3, ':');
-                    let _ = f.next();
-                    Some((f.next()?, f.next()?))
-                })
-                .find(|(ctrls, _)| {
-                    ctrls.split(',').all(|c| h.options.iter().any(|o| o == c)) && !ctrls.is_empty()
-                })
-                .map(|(_, p)| p)
-                .unwrap_or("/");
+            // Which cgroup this process is in, in that hierarchy (as the
+            // host names it, from before the cgroup namespace).
+            let host = HOST_CGROUPS.get().map_or(own.as_str(), String::as_str);
+            let rel = cgroup_of(if in_cgroupns { host } else { &own }, &h.options);
             let flags = base | if ro { libc::MS_RDONLY } else { 0 };
-            if in_cgroupns {
+            let mounted = in_cgroupns && {
                 let t = safepath::mkdir_all(self.root(), &sub, 0o755)
                     .map_err(|e| Error::io(&sub, e))?;
                 let data: Vec<&str> = h
@@ -384,6 +409,9 @@ impl Rootfs {
                     .map(|s| s.as_str())
                     .filter(|o| *o != "rw" && *o != "ro")
                     .collect();
+                // A v1 hierarchy cannot be mounted afresh from a user
+                // namespace (EPERM, or EBUSY with a read-only root): then
+                // the container's own cgroup is bound instead, as runc does.
                 sys::mount(
                     Some(Path::new("cgroup")),
                     &fdpath(t.as_fd()),
@@ -391,8 +419,9 @@ impl Rootfs {
                     flags,
                     Some(&data.join(",")),
                 )
-                .ctx(|| format!("mounting cgroup {}", sub.display()))?;
-            } else {
+                .is_ok()
+            };
+            if !mounted {
                 let src = h.mount_point.join(rel.trim_start_matches('/'));
                 let mut o = Options {
                     flags,
@@ -705,6 +734,66 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The parent's part of bind mounts into a new user namespace: each bind
+/// source cloned (open_tree) as the host's root, by index in `mounts`. A
+/// source that cannot be cloned here is left to the init, which reports
+/// what is wrong with it.
+pub fn clone_bind_sources(spec: &Spec, bundle: &Path) -> Vec<(usize, OwnedFd)> {
+    let mut out = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let Ok(opts) = mounts::parse(m.options().as_deref().unwrap_or_default()) else {
+            continue;
+        };
+        if !mounts::is_bind(m, &opts) {
+            continue;
+        }
+        let src = m.source().clone().unwrap_or_default();
+        let src = if src.is_absolute() {
+            src
+        } else {
+            bundle.join(src)
+        };
+        let Ok(c) = CString::new(src.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+        if opts.recursive_bind {
+            flags |= libc::AT_RECURSIVE as u32;
+        }
+        if let Ok(fd) = sys::open_tree(libc::AT_FDCWD, &c, flags) {
+            out.push((i, fd));
+        }
+    }
+    out
+}
+
+/// /proc/self/cgroup as the init saw it before it entered its cgroup
+/// namespace: where the container's cgroups are in the host's hierarchies.
+static HOST_CGROUPS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Called by the init before it unshares its namespaces.
+pub fn remember_host_cgroups() {
+    if let Ok(t) = std::fs::read_to_string("/proc/self/cgroup") {
+        let _ = HOST_CGROUPS.set(t);
+    }
+}
+
+/// The cgroup path in a /proc/self/cgroup text for the v1 hierarchy whose
+/// mount options are `options` ("/" if none matches).
+fn cgroup_of<'a>(text: &'a str, options: &[String]) -> &'a str {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let _ = f.next();
+            Some((f.next()?, f.next()?))
+        })
+        .find(|(ctrls, _)| {
+            !ctrls.is_empty() && ctrls.split(',').all(|c| options.iter().any(|o| o == c))
+        })
+        .map(|(_, p)| p)
+        .unwrap_or("/")
 }
 
 /// Remounts the container's `/` read-only (root.readonly).

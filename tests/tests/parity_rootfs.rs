@@ -202,3 +202,62 @@ fn the_console_is_the_users_and_output_lines_keep_plain_newlines() {
     let text = String::from_utf8_lossy(&text).into_owned();
     assert_eq!(text, "1000\na\nb\n", "{text:?}");
 }
+
+#[test]
+fn cgroup_v1_hierarchies_are_bound_in_a_user_namespace_with_a_read_only_root() {
+    if !std::path::Path::new("/sys/fs/cgroup/pids").is_dir() {
+        return; // a v1 layout
+    }
+    for cgroupns in [true, false] {
+        let mut b = Bundle::new("usercg");
+        let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+        ns.push(json!({"type": "user"}));
+        if cgroupns {
+            ns.push(json!({"type": "cgroup"}));
+        }
+        b.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        b.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        b.config["linux"]["resources"] = json!({"pids": {"limit": 77}});
+        b.config["root"]["readonly"] = json!(true);
+        for p in [b.dir.clone(), b.rootfs()] {
+            std::os::unix::fs::chown(&p, Some(100000), Some(100000)).unwrap();
+        }
+        // The container's own pids cgroup, with its limit, is what it sees.
+        b.args(&["/bin/cat", "/sys/fs/cgroup/pids/pids.max"]);
+        let (code, out, err) = b.run("c");
+        assert_eq!(code, 0, "cgroupns {cgroupns}: {err}");
+        assert_eq!(out.trim(), "77");
+    }
+}
+
+#[test]
+fn a_bind_source_the_mapped_root_cannot_reach_still_mounts() {
+    // /tmp/<dir> is 0700 root: uid 100000 (the container's root) cannot
+    // pass through it, the host's root can.
+    let mut b = Bundle::new("hiddensrc");
+    let secret = b.dir.join("secret");
+    std::fs::create_dir_all(secret.join("inner")).unwrap();
+    std::fs::write(secret.join("inner/f"), "reached").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "bind",
+        "source": secret.join("inner"), "options": ["rbind", "ro"]
+    }));
+    for p in [b.dir.clone(), b.rootfs()] {
+        std::os::unix::fs::chown(&p, Some(100000), Some(100000)).unwrap();
+    }
+    b.args(&["/bin/cat", "/data/f"]);
+    let (code, out, err) = b.run("h");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "reached");
+    b.args(&["/probe", "report"]);
+    let r = b.report();
+    assert!(has_opt(mount(&r, "/data").unwrap(), "ro"));
+}

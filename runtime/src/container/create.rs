@@ -159,6 +159,14 @@ impl Runtime {
                 None => new.push(ns.typ()),
             }
         }
+        // In a new user namespace the container's root may not reach a bind
+        // source on the host: it is cloned here, while berth is still the
+        // host's root, and attached from the init (runc does the same).
+        let mount_sources = if new.contains(&LinuxNamespaceType::User) {
+            crate::rootfs::clone_bind_sources(&spec, &bundle)
+        } else {
+            Vec::new()
+        };
         let boot = Bootstrap {
             mode: Mode::Create,
             id: o.id.clone(),
@@ -169,6 +177,7 @@ impl Runtime {
             join,
             new: new.clone(),
             start_fd: None,
+            mount_fds: Vec::new(),
             console_fd: None,
             preserve_fds: pass_fds,
             no_pivot: o.no_pivot,
@@ -182,6 +191,7 @@ impl Runtime {
             stdio.as_ref(),
             pass_fds,
             cgroup.unified_dir().as_deref(),
+            &mount_sources,
             |pid| {
                 undo.track(pid);
                 let entered = cgroup.enter(pid, &resources);

@@ -117,6 +117,7 @@ impl Runtime {
             join,
             new: Vec::new(),
             start_fd: None,
+            mount_fds: Vec::new(),
             console_fd: None,
             preserve_fds: o.preserve_fds,
             no_pivot: false,
@@ -154,6 +155,7 @@ impl Runtime {
             stdio.as_ref(),
             o.preserve_fds,
             born_in.as_deref(),
+            &[],
             |pid| {
                 if let Ok(fd) = sys::pidfd_open(pid) {
                     procs.push((pid, fd));
