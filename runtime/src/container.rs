@@ -131,16 +131,32 @@ fn relay_console(pair: Option<UnixStream>) -> Result<Option<crate::tty::Proxy>> 
 /// socket and the console socket inherited at numbers above the preserved fds.
 /// `placed` runs once the child exists and before it is told anything: the
 /// place to put it into its cgroup.
+/// What the init is handed besides its channel.
+#[derive(Default)]
+pub(crate) struct Handed<'a> {
+    /// The listening start socket (create).
+    pub start: Option<std::os::fd::BorrowedFd<'a>>,
+    /// The console socket the pty master goes to.
+    pub console: Option<std::os::fd::BorrowedFd<'a>>,
+    /// The process's stdio, when the caller (the shim) gives it.
+    pub stdio: Option<&'a [OwnedFd; 3]>,
+    /// Bind sources cloned from the host, by index in `mounts`.
+    pub mount_sources: &'a [(usize, OwnedFd)],
+}
+
 pub(crate) fn spawn_init(
     boot: Bootstrap,
-    start: Option<std::os::fd::BorrowedFd<'_>>,
-    console: Option<std::os::fd::BorrowedFd<'_>>,
-    stdio: Option<&[OwnedFd; 3]>,
+    handed: Handed<'_>,
     preserve_fds: u32,
     cgroup: Option<&Path>,
-    mount_sources: &[(usize, OwnedFd)],
     placed: impl FnOnce(i32) -> Result<()>,
 ) -> Result<(Channel, i32)> {
+    let Handed {
+        start,
+        console,
+        stdio,
+        mount_sources,
+    } = handed;
     let mut boot = boot;
     let (mut ch, theirs) = Channel::pair()?;
     let min = 3 + preserve_fds as RawFd;

@@ -186,12 +186,14 @@ impl Runtime {
         };
         let (mut ch, child) = spawn_init(
             boot,
-            Some(listener.as_fd()),
-            console.as_ref().map(|c| c.as_fd()),
-            stdio.as_ref(),
+            Handed {
+                start: Some(listener.as_fd()),
+                console: console.as_ref().map(|c| c.as_fd()),
+                stdio: stdio.as_ref(),
+                mount_sources: &mount_sources,
+            },
             pass_fds,
             cgroup.unified_dir().as_deref(),
-            &mount_sources,
             |pid| {
                 undo.track(pid);
                 let entered = cgroup.enter(pid, &resources);

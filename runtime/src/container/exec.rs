@@ -150,12 +150,13 @@ impl Runtime {
         let mut procs: Vec<(i32, OwnedFd)> = Vec::new();
         let (mut ch, child) = spawn_init(
             boot,
-            None,
-            console.as_ref().map(|c| c.as_fd()),
-            stdio.as_ref(),
+            Handed {
+                console: console.as_ref().map(|c| c.as_fd()),
+                stdio: stdio.as_ref(),
+                ..Default::default()
+            },
             o.preserve_fds,
             born_in.as_deref(),
-            &[],
             |pid| {
                 if let Ok(fd) = sys::pidfd_open(pid) {
                     procs.push((pid, fd));
