@@ -34,4 +34,6 @@ if [ "${BERTH_SKIP_V2_GUEST:-0}" != 1 ]; then
   # PID 1 here is not systemd: the systemd cgroup driver is tested in a
   # guest booted with systemd, on cgroup v2 and on hybrid v1.
   hack/systemd-guest.sh
+  # Neither AppArmor nor SELinux is on here: both in guests that have them.
+  hack/lsm-guest.sh
 fi

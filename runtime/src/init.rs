@@ -237,6 +237,7 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         process::set_rlimits(r)?;
     }
     if !b.no_new_keyring && b.mode == Mode::Create {
+        crate::lsm::set_keyring_label(b.process.selinux_label().as_deref())?;
         join_session_keyring(&b.id);
     }
     if let Some(slave) = &console_slave {
@@ -291,6 +292,12 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         None => None,
     };
     let last = (|| -> Result<Never> {
+        // The profile and label take effect at execve; written before the
+        // seccomp filter exists, which could otherwise refuse the writes.
+        crate::lsm::set_exec_labels(
+            b.process.apparmor_profile().as_deref(),
+            b.process.selinux_label().as_deref(),
+        )?;
         if nnp {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "PR_SET_NO_NEW_PRIVS".into())?;
         }

@@ -10,6 +10,7 @@ pub mod features;
 pub mod hooks;
 pub mod init;
 pub mod logging;
+pub mod lsm;
 pub mod mounts;
 pub mod process;
 pub mod rootfs;

@@ -93,10 +93,10 @@ struct ExecArgs {
     preserve_fds: u32,
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
-    /// Accepted for runc compatibility; berth has no AppArmor support.
+    /// AppArmor profile for the process (default: the container's).
     #[arg(long)]
     apparmor: Option<String>,
-    /// Accepted for runc compatibility; berth has no SELinux support.
+    /// SELinux label for the process (default: the container's).
     #[arg(long = "process-label")]
     process_label: Option<String>,
     /// Run the process in an existing sub-cgroup of the container's cgroup:
@@ -721,9 +721,6 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources>
 /// The process for `exec`: the --process file, or the container's own
 /// process with the command line's changes, as runc builds it.
 fn exec_process(rt: &Runtime, a: &ExecArgs) -> Result<oci_spec::runtime::Process> {
-    if a.apparmor.is_some() || a.process_label.is_some() {
-        bail!("--apparmor/--process-label: berth supports neither AppArmor nor SELinux");
-    }
     if let Some(path) = &a.process {
         let data = std::fs::read(path).with_context(|| format!("--process {}", path.display()))?;
         let mut v: serde_json::Value = serde_json::from_slice(&data)
@@ -788,6 +785,12 @@ fn exec_process(rt: &Runtime, a: &ExecArgs) -> Result<oci_spec::runtime::Process
     if !a.additional_gids.is_empty() {
         p.user_mut()
             .set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    if let Some(profile) = &a.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(label) = &a.process_label {
+        p.set_selinux_label(Some(label.clone()));
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));

@@ -25,6 +25,8 @@ pub struct Rootfs {
     pub fd: OwnedFd,
     /// Bind sources cloned by the parent, by index in `mounts`.
     pub pre_opened: std::collections::HashMap<usize, OwnedFd>,
+    /// linux.mountLabel: the SELinux context of the mounts that take one.
+    pub mount_label: Option<String>,
     /// Inside a user namespace device nodes cannot be made, so they are
     /// bind-mounted from the host instead (never re-owned on the host).
     pub in_userns: bool,
@@ -59,6 +61,9 @@ pub fn prepare(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<Rootfs> {
         path: rootfs.to_path_buf(),
         fd,
         pre_opened: std::collections::HashMap::new(),
+        mount_label: linux
+            .and_then(|l| l.mount_label().clone())
+            .filter(|l| !l.is_empty()),
         in_userns,
     })
 }
@@ -206,7 +211,8 @@ impl Rootfs {
         if covered.is_some() || dev_later {
             flags &= !libc::MS_RDONLY;
         }
-        let mut data = opts.data_string();
+        let mut data =
+            crate::lsm::mount_data(fstype, &opts.data_string(), self.mount_label.as_deref());
         // runc: a tmpfs without mode= takes the mode of the directory it
         // covers (not the kernel's 1777).
         if existed && !opts.data.iter().any(|d| d.starts_with("mode=")) {
@@ -240,6 +246,11 @@ impl Rootfs {
                 return self.bind(Path::new("/sys"), dest, &o);
             }
             Err(e) => return Err(Error::sys(format!("mounting {fstype}"), e)),
+        }
+        if fstype == "mqueue" && self.mount_label.is_some() {
+            let root =
+                safepath::open_in_root(self.root(), dest, true).map_err(|e| Error::io(dest, e))?;
+            crate::lsm::label_mount_root(&fdpath(root.as_fd()), self.mount_label.as_deref())?;
         }
         if let Some(from) = covered {
             let to = safepath::open_in_root(self.root(), dest, true)

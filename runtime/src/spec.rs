@@ -143,15 +143,7 @@ pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .linux()
         .as_ref()
         .ok_or_else(|| Error::Config("linux: missing".into()))?;
-    if linux
-        .mount_label()
-        .as_deref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::Config(
-            "linux.mountLabel: berth has no SELinux support; refusing to run unlabelled".into(),
-        ));
-    }
+    crate::lsm::validate(None, None, linux.mount_label().as_deref())?;
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {
@@ -288,25 +280,11 @@ pub fn compile_seccomp(
 }
 
 pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
-    if process
-        .apparmor_profile()
-        .as_deref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::Config(
-            "process.apparmorProfile: berth has no AppArmor support; refusing to run unconfined"
-                .into(),
-        ));
-    }
-    if process
-        .selinux_label()
-        .as_deref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::Config(
-            "process.selinuxLabel: berth has no SELinux support; refusing to run unlabelled".into(),
-        ));
-    }
+    crate::lsm::validate(
+        process.apparmor_profile().as_deref(),
+        process.selinux_label().as_deref(),
+        None,
+    )?;
     let args = process.args().as_ref().filter(|a| !a.is_empty());
     match args {
         None => return Err(Error::Config("process.args: must not be empty".into())),
