@@ -66,6 +66,7 @@ pub fn document() -> Value {
         "suid",
         "symfollow",
         "sync",
+        "tmpcopyup",
         "unbindable",
     ];
     let caps: Vec<String> = {
@@ -93,6 +94,12 @@ pub fn document() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
+            "memoryPolicy": {
+                "modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                          "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"],
+            },
+            "netDevices": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } },
         },
         "annotations": {

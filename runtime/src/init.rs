@@ -236,6 +236,17 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     if let Some(r) = b.process.rlimits() {
         process::set_rlimits(r)?;
     }
+    // Scheduling, I/O priority and the NUMA memory policy, while still
+    // privileged (a realtime policy takes CAP_SYS_NICE); all survive execve.
+    if let Some(s) = b.process.scheduler() {
+        crate::sched::apply_scheduler(s)?;
+    }
+    if let Some(p) = b.process.io_priority() {
+        crate::sched::apply_io_priority(p)?;
+    }
+    if let Some(p) = linux.and_then(|l| l.memory_policy().as_ref()) {
+        crate::sched::apply_memory_policy(p)?;
+    }
     if !b.no_new_keyring && b.mode == Mode::Create {
         crate::lsm::set_keyring_label(b.process.selinux_label().as_deref())?;
         join_session_keyring(&b.id);
@@ -298,6 +309,18 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
             b.process.apparmor_profile().as_deref(),
             b.process.selinux_label().as_deref(),
         )?;
+        // execCPUAffinity.final: the exec'd process's CPUs once it is in
+        // the container's cgroup (its initial ones were set by the parent).
+        if b.mode == Mode::Exec {
+            if let Some(f) = b
+                .process
+                .exec_cpu_affinity()
+                .as_ref()
+                .and_then(|a| a.cpu_affinity_final().as_deref())
+            {
+                crate::sched::set_affinity(0, "process.execCPUAffinity.final", f)?;
+            }
+        }
         if nnp {
             sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "PR_SET_NO_NEW_PRIVS".into())?;
         }

@@ -15,6 +15,7 @@ pub mod mounts;
 pub mod process;
 pub mod rootfs;
 pub mod safepath;
+pub mod sched;
 pub mod selfexe;
 pub mod spawn;
 pub mod spec;

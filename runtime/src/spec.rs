@@ -144,6 +144,26 @@ pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .as_ref()
         .ok_or_else(|| Error::Config("linux: missing".into()))?;
     crate::lsm::validate(None, None, linux.mount_label().as_deref())?;
+    if let Some(p) = linux.memory_policy() {
+        crate::sched::validate_memory_policy(p)?;
+    }
+    // What berth does not do is refused, never dropped.
+    if linux.intel_rdt().is_some() {
+        return Err(Error::Config(
+            if std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
+                "linux.intelRdt: not supported by berth".to_string()
+            } else {
+                "linux.intelRdt: Intel RDT is not available on this host (no resctrl at /sys/fs/resctrl)"
+                    .to_string()
+            },
+        ));
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(Error::Config(
+            "linux.netDevices: moving host network devices into the container is not supported by berth yet"
+                .into(),
+        ));
+    }
     let mut seen = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         if !seen.insert(ns.typ()) {
@@ -326,6 +346,20 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
         }
     }
     crate::process::validate_user(process.user())?;
+    if let Some(s) = process.scheduler() {
+        crate::sched::validate_scheduler(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        crate::sched::validate_io_priority(p)?;
+    }
+    if let Some(a) = process.exec_cpu_affinity() {
+        if let Some(l) = a.initial() {
+            crate::sched::parse_list("process.execCPUAffinity.initial", l)?;
+        }
+        if let Some(l) = a.cpu_affinity_final() {
+            crate::sched::parse_list("process.execCPUAffinity.final", l)?;
+        }
+    }
     if let Some(c) = process.capabilities() {
         // The kernel takes no effective capability outside permitted.
         let permitted = c.permitted().clone().unwrap_or_default();

@@ -161,6 +161,16 @@ impl Runtime {
                 if let Ok(fd) = sys::pidfd_open(pid) {
                     procs.push((pid, fd));
                 }
+                // execCPUAffinity.initial: before the process joins the
+                // container's cgroup (and its cpuset).
+                if let Some(i) = o
+                    .process
+                    .exec_cpu_affinity()
+                    .as_ref()
+                    .and_then(|a| a.initial().as_deref())
+                {
+                    crate::sched::set_affinity(pid, "process.execCPUAffinity.initial", i)?;
+                }
                 match (&cg, &sub_dirs) {
                     (Some(cg), Some(dirs)) => cg.add_process_to(pid, dirs)?,
                     (Some(cg), None) => cg.add_process(pid)?,
