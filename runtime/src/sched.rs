@@ -263,7 +263,7 @@ pub fn validate_memory_policy(p: &LinuxMemoryPolicy) -> Result<()> {
 /// set_mempolicy(2) for this process (kept across fork and execve).
 pub fn apply_memory_policy(p: &LinuxMemoryPolicy) -> Result<()> {
     let mode = mode_number(p.mode()) | p.flags().iter().flatten().fold(0, |m, f| m | mode_flag(*f));
-    let mut mask = vec![0u64; 1024 / 64];
+    let mut mask = [0u64; 1024 / 64];
     let mut maxnode = 0usize;
     if let Some(n) = p.nodes().as_deref().filter(|n| !n.is_empty()) {
         for node in parse_list("linux.memoryPolicy.nodes", n)? {
