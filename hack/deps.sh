@@ -19,6 +19,6 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 if ! command -v cargo >/dev/null; then
-  echo "deps: cargo not found: install a Rust toolchain (rustup, Rust >= 1.80) first" >&2
+  echo "deps: cargo not found: install a Rust toolchain (rustup, Rust >= 1.85) first" >&2
   exit 1
 fi
