@@ -310,9 +310,7 @@ impl DeviceState {
     /// in allow-by-default mode any overlap with an exception denies.
     pub fn allows(&self, typ: DevType, major: u32, minor: u32, access: u8) -> bool {
         let matches = |e: &&Exception| {
-            e.typ == typ
-                && e.major.map_or(true, |m| m == major)
-                && e.minor.map_or(true, |m| m == minor)
+            e.typ == typ && e.major.is_none_or(|m| m == major) && e.minor.is_none_or(|m| m == minor)
         };
         if self.default_allow {
             !self
