@@ -89,6 +89,9 @@ for p in python3-grpcio python3-grpc-tools; do
   dpkg -s "$p" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$p" >&2 \
     || { echo "cannot install $p" >&2; exit 1; }
 done
+BIG=$W/stdin.bin
+head -c 3145728 /dev/urandom > "$BIG"
+BIG_SUM=$(md5sum < "$BIG" | cut -d' ' -f1)
 OUT="$W/image" bash "$HERE/build-image.sh" > "$W/build-image.log" 2>&1 || { cat "$W/build-image.log"; exit 1; }
 mkdir -p "$W/bin"
 if [[ " $HANDLERS " == *" berth "* ]]; then
@@ -185,6 +188,9 @@ basic() { # handler
   r=$(grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(Z|[+-][0-9:]+) stdout F hello-cri$' "$l" 2>/dev/null | wc -l)
   check "CRI log file '<time> stdout F hello-cri'" 1 "$r"
   [ "$r" = 1 ] || { echo "  $l:"; sed 's/^/  | /' "$l" 2>&1 | head -5; }
+  # kubectl exec -i: 3 MiB of stdin through the streaming server, whole.
+  r=$(cri exec-stream "$c" -- sh -c 'head -c 3145728 | md5sum' < "$BIG" 2>&1 | cut -d' ' -f1)
+  check "exec -i through the streaming server: 3 MiB of stdin arrive whole" "$BIG_SUM" "$r"
   # Kubernetes' workingDir that the image lacks: the runtime makes it.
   w=$(WD=/does/not/exist run_ctr "$p" "basic-$h" c-wd 'pwd; sleep 1000' 2>&1) \
     && r=$(cri exec-sync "$w" -- pwd 2>&1) || r="create/exec failed: $w $r"

@@ -114,6 +114,8 @@ def main():
     p = sub.add_parser("ps"); p.add_argument("--pod", default="")
     p = sub.add_parser("exec-sync"); p.add_argument("--timeout", type=int, default=0)
     p.add_argument("id"); p.add_argument("argv", nargs=argparse.REMAINDER)
+    p = sub.add_parser("exec-stream")
+    p.add_argument("id"); p.add_argument("argv", nargs=argparse.REMAINDER)
     a = ap.parse_args()
 
     tmp = None
@@ -185,12 +187,104 @@ def run(a, pb, pbg):
             sys.stdout.buffer.write(r.stdout); sys.stdout.flush()
             sys.stderr.buffer.write(r.stderr); sys.stderr.flush()
             return r.exit_code
+        elif a.cmd == "exec-stream":
+            # kubectl exec -i: the Exec RPC gives a URL of the streaming
+            # server; stdin (from ours) and stdout go over a websocket.
+            argv = a.argv[1:] if a.argv[:1] == ["--"] else a.argv
+            r = rt.Exec(pb.ExecRequest(container_id=a.id, cmd=argv, stdin=True,
+                                       stdout=True, stderr=True), timeout=t)
+            return exec_stream(r.url)
         elif a.cmd == "image":
             dump(im.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(image=a.id)), timeout=t))
     except grpc.RpcError as e:
         print("client.py %s: %s: %s" % (a.cmd, e.code().name, e.details()), file=sys.stderr)
         return 125
     return 0
+
+
+def exec_stream(url):
+    """A minimal websocket client of the streaming server's channel
+    protocol (v4.channel.k8s.io): each binary frame starts with its stream
+    (0 stdin, 1 stdout, 2 stderr, 3 status). Sends all of our stdin, copies
+    stdout and stderr through, and returns the exit code the status gives."""
+    import base64, os, socket, struct, threading, urllib.parse
+    u = urllib.parse.urlparse(url)
+    # Bounded: a stream that stalls (input lost on the way) fails the test
+    # instead of hanging it.
+    conn = socket.create_connection((u.hostname, u.port or 80), timeout=120)
+    key = base64.b64encode(os.urandom(16)).decode()
+    conn.sendall((
+        "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n"
+        % (u.path + ("?" + u.query if u.query else ""), u.netloc, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(1)
+        if not chunk:
+            raise SystemExit("exec-stream: connection closed during the handshake")
+        head += chunk
+    if b" 101 " not in head.split(b"\r\n")[0]:
+        raise SystemExit("exec-stream: handshake refused: %r" % head[:200])
+
+    def send(payload, opcode=2):
+        mask = os.urandom(4)
+        n = len(payload)
+        hdr = bytes([0x80 | opcode])
+        if n < 126:
+            hdr += bytes([0x80 | n])
+        elif n < 65536:
+            hdr += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            hdr += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        conn.sendall(hdr + mask + body)
+
+    def recv_exact(n):
+        buf = b""
+        while len(buf) < n:
+            c = conn.recv(n - len(buf))
+            if not c:
+                return None
+            buf += c
+        return buf
+
+    def feeder():
+        while True:
+            data = sys.stdin.buffer.read1(32 * 1024)
+            if not data:
+                return
+            send(b"\x00" + data)
+
+    threading.Thread(target=feeder, daemon=True).start()
+    status = None
+    while True:
+        h = recv_exact(2)
+        if h is None:
+            break
+        opcode, n = h[0] & 0x0F, h[1] & 0x7F
+        if n == 126:
+            n = struct.unpack(">H", recv_exact(2))[0]
+        elif n == 127:
+            n = struct.unpack(">Q", recv_exact(8))[0]
+        payload = recv_exact(n) or b""
+        if opcode == 8:
+            break
+        if opcode != 2 or not payload:
+            continue
+        ch, data = payload[0], payload[1:]
+        if ch == 1:
+            sys.stdout.buffer.write(data); sys.stdout.flush()
+        elif ch == 2:
+            sys.stderr.buffer.write(data); sys.stderr.flush()
+        elif ch == 3 and data:
+            status = json.loads(data)
+    if status is None or status.get("status") == "Success":
+        return 0
+    for c in status.get("details", {}).get("causes", []):
+        if c.get("reason") == "ExitCode":
+            return int(c.get("message", 1))
+    return 1
 
 
 if __name__ == "__main__":
