@@ -10,8 +10,17 @@ use berth::{logging, CreateOptions, Runtime};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "berth: an OCI container runtime")]
+#[command(
+    name = "berth",
+    version = VERSION,
+    disable_version_flag = true,
+    about = "berth: an OCI container runtime"
+)]
 struct Cli {
+    /// Print the version, the commit, the runtime-spec version and the
+    /// seccomp compiler.
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version, global = false)]
+    version: Option<bool>,
     /// Directory for container state.
     #[arg(long, global = true, default_value = berth::DEFAULT_ROOT)]
     root: PathBuf,
@@ -233,6 +242,17 @@ enum Cmd {
     /// Print the runtime-spec features document.
     Features,
 }
+
+/// runc's layout: the version line, then `key: value` lines.
+const VERSION: &str = concat!(
+    "version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("BERTH_COMMIT"),
+    "\nspec: ",
+    "1.2.1",
+    "\nseccomp: berth-seccomp (pure Rust, no libseccomp)"
+);
 
 fn main() -> ExitCode {
     // The container's init runs from the memfd copy with this one argument;
@@ -812,4 +832,12 @@ fn exec_process(rt: &Runtime, a: &ExecArgs) -> Result<oci_spec::runtime::Process
         p.set_capabilities(Some(caps));
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_names_the_spec_version_features_reports() {
+        assert!(super::VERSION.contains(&format!("\nspec: {}\n", berth::features::OCI_VERSION_MAX)));
+    }
 }

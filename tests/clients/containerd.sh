@@ -130,7 +130,7 @@ shim_scenarios() {
   $CTR events > "$ev" 2>&1 & ev_pid=$!
   sleep 0.3
   "${RUN[@]}" --rm "$I" c-ev true >/dev/null 2>&1
-  "${RUN[@]}" -d "$I" c-ev2 sleep 1000 >/dev/null 2>&1
+  r=$("${RUN[@]}" -d "$I" c-ev2 sleep 1000 2>&1) || bad "$LABEL run -d c-ev2: $r"
   $CTR task exec --exec-id x1 c-ev2 true >/dev/null 2>&1
   $CTR task pause c-ev2 >/dev/null 2>&1; $CTR task resume c-ev2 >/dev/null 2>&1
   r=$($CTR task metrics c-ev2 2>&1 | grep -ci 'memory')

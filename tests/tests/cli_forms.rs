@@ -213,3 +213,17 @@ fn usage_errors_are_one_line_with_status_1() {
     let out = b.cmd(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn version_prints_runcs_layout_with_v_and_version() {
+    let b = Bundle::new("version");
+    for flag in ["--version", "-v"] {
+        let out = b.cmd(&[flag]);
+        assert!(out.status.success(), "{flag}");
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("berth version "), "{text}");
+        assert!(lines.iter().any(|l| l.starts_with("commit: ")), "{text}");
+        assert!(lines.iter().any(|l| l.starts_with("spec: 1.")), "{text}");
+    }
+}
