@@ -262,7 +262,7 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     let caps = process::plan_caps(b.process.capabilities().as_ref())?;
     let nnp = b.process.no_new_privileges() == Some(true);
     let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::spec::compile_seccomp(s, b.extras)?),
+        Some(s) => Some(crate::spec::compile_seccomp(s, &b.extras)?),
         None => None,
     };
     // The seccomp filter goes in as the very last step before execve, so

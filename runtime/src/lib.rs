@@ -8,6 +8,7 @@ pub mod copyup;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod idmap;
 pub mod init;
 pub mod logging;
 pub mod lsm;

@@ -24,6 +24,9 @@ pub struct Options {
     pub data: Vec<String>,
     /// `tmpcopyup`: a tmpfs starts with a copy of the directory it covers.
     pub copy_up: bool,
+    /// `idmap`/`ridmap`: an idmapped bind mount (recursive for `ridmap`).
+    pub idmap: bool,
+    pub idmap_recursive: bool,
 }
 
 impl Options {
@@ -111,9 +114,6 @@ fn rec_attr(name: &str) -> Option<(u64, u64)> {
     })
 }
 
-/// Options berth knows and refuses rather than silently ignoring.
-const UNSUPPORTED: &[&str] = &["idmap", "ridmap"];
-
 pub fn parse(options: &[String]) -> std::result::Result<Options, String> {
     let mut o = Options::default();
     for opt in options {
@@ -133,8 +133,11 @@ pub fn parse(options: &[String]) -> std::result::Result<Options, String> {
             o.rec_clear = (o.rec_clear & !set) | clear;
         } else if name == "tmpcopyup" {
             o.copy_up = true;
-        } else if UNSUPPORTED.contains(&name) {
-            return Err(format!("option {name:?} is not supported by berth"));
+        } else if name == "idmap" {
+            o.idmap = true;
+        } else if name == "ridmap" {
+            o.idmap = true;
+            o.idmap_recursive = true;
         } else if name.is_empty() {
             return Err("empty option".into());
         } else {
@@ -243,7 +246,10 @@ mod tests {
     }
 
     #[test]
-    fn idmap_is_refused() {
-        assert!(parse(&["idmap".to_string()]).is_err());
+    fn idmap_and_ridmap_are_options() {
+        let o = p(&["rbind", "ridmap"]);
+        assert!(o.idmap && o.idmap_recursive);
+        let o = p(&["bind", "idmap"]);
+        assert!(o.idmap && !o.idmap_recursive);
     }
 }

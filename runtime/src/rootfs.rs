@@ -747,17 +747,28 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The parent's part of bind mounts into a new user namespace: each bind
-/// source cloned (open_tree) as the host's root, by index in `mounts`. A
-/// source that cannot be cloned here is left to the init, which reports
-/// what is wrong with it.
-pub fn clone_bind_sources(spec: &Spec, bundle: &Path) -> Vec<(usize, OwnedFd)> {
+/// The parent's part of bind mounts: cloned (open_tree) as the host's
+/// root, by index in `mounts`: every bind source of a container with a new
+/// user namespace (its root may not reach them), and every idmapped one,
+/// which is given its id mapping here. A plain source that cannot be cloned
+/// is left to the init, which reports what is wrong with it; an idmap that
+/// cannot be made is an error.
+pub fn clone_bind_sources(
+    spec: &Spec,
+    extras: &crate::spec::Extras,
+    bundle: &Path,
+    new_userns: bool,
+) -> Result<Vec<(usize, OwnedFd)>> {
     let mut out = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let Ok(opts) = mounts::parse(m.options().as_deref().unwrap_or_default()) else {
             continue;
         };
         if !mounts::is_bind(m, &opts) {
+            continue;
+        }
+        let idmap = crate::idmap::mappings(spec, extras, i, &opts);
+        if idmap.is_none() && !new_userns {
             continue;
         }
         let src = m.source().clone().unwrap_or_default();
@@ -773,11 +784,23 @@ pub fn clone_bind_sources(spec: &Spec, bundle: &Path) -> Vec<(usize, OwnedFd)> {
         if opts.recursive_bind {
             flags |= libc::AT_RECURSIVE as u32;
         }
-        if let Ok(fd) = sys::open_tree(libc::AT_FDCWD, &c, flags) {
-            out.push((i, fd));
+        match (sys::open_tree(libc::AT_FDCWD, &c, flags), idmap) {
+            (Ok(fd), None) => out.push((i, fd)),
+            (Ok(fd), Some((uid, gid))) => {
+                let recursive = opts.idmap_recursive || opts.recursive_bind;
+                crate::idmap::map_tree(i, &fd, &uid, &gid, recursive)?;
+                out.push((i, fd));
+            }
+            (Err(_), None) => {}
+            (Err(e), Some(_)) => {
+                return Err(Error::Config(format!(
+                    "mounts[{i}].source {}: {e}",
+                    src.display()
+                )))
+            }
         }
     }
-    out
+    Ok(out)
 }
 
 /// /proc/self/cgroup as the init saw it before it entered its cgroup

@@ -19,11 +19,23 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 }
 
 /// What config.json can say that oci-spec's types cannot hold.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Extras {
     /// linux.seccomp.flags has SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
     /// (runtime-spec 1.2), which oci-spec 0.8's flag enum lacks.
     pub seccomp_wait_killable_recv: bool,
+    /// mounts[].uidMappings/gidMappings (runtime-spec 1.1), which
+    /// oci-spec 0.8's Mount lacks: by index in `mounts`.
+    #[serde(default)]
+    pub mount_id_maps: Vec<MountIdMap>,
+}
+
+/// One mount's own id mappings (see [`Extras::mount_id_maps`]).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct MountIdMap {
+    pub index: usize,
+    pub uid: Option<Vec<oci_spec::runtime::LinuxIdMapping>>,
+    pub gid: Option<Vec<oci_spec::runtime::LinuxIdMapping>>,
 }
 
 pub fn load_ext(bundle: &Path) -> Result<(Spec, Extras)> {
@@ -49,6 +61,22 @@ pub fn parse_ext(data: &[u8]) -> std::result::Result<(Spec, Extras), String> {
         let before = flags.len();
         flags.retain(|f| f != WAIT_KILLABLE);
         extras.seccomp_wait_killable_recv = flags.len() != before;
+    }
+    if let Some(mounts) = v.pointer("/mounts").and_then(|m| m.as_array()) {
+        for (index, m) in mounts.iter().enumerate() {
+            let field = |k: &str| -> std::result::Result<_, String> {
+                m.get(k)
+                    .map(|x| {
+                        serde_json::from_value::<Vec<oci_spec::runtime::LinuxIdMapping>>(x.clone())
+                            .map_err(|e| format!("invalid field mounts[{index}].{k}: {e}"))
+                    })
+                    .transpose()
+            };
+            let (uid, gid) = (field("uidMappings")?, field("gidMappings")?);
+            if uid.is_some() || gid.is_some() {
+                extras.mount_id_maps.push(MountIdMap { index, uid, gid });
+            }
+        }
     }
     // runc: a namespace whose path is "" is one to create, not to join.
     if let Some(nss) = v
@@ -131,6 +159,11 @@ pub fn new_namespace(spec: &Spec, t: LinuxNamespaceType) -> bool {
 
 /// Checks everything about the spec that `create` needs, naming the field at fault.
 pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
+    validate_for_create_ext(spec, &Extras::default(), bundle)
+}
+
+/// [`validate_for_create`] with what config.json said beyond oci-spec's types.
+pub fn validate_for_create_ext(spec: &Spec, extras: &Extras, bundle: &Path) -> Result<PathBuf> {
     check_version(spec.version())?;
     let rootfs = rootfs_path(spec, bundle)?;
     let process = spec
@@ -258,6 +291,9 @@ pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         mounts::validate(i, m)?;
+        let opts = mounts::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| Error::Config(format!("mounts[{i}].options: {e}")))?;
+        crate::idmap::validate(i, spec, extras, m, &opts, mounts::is_bind(m, &opts))?;
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() || !d.path().starts_with("/dev") {
@@ -280,7 +316,7 @@ pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         }
     }
     if let Some(s) = linux.seccomp() {
-        compile_seccomp(s, Extras::default())?;
+        compile_seccomp(s, &Extras::default())?;
     }
     if let Some(hooks) = spec.hooks() {
         crate::hooks::validate(hooks)?;
@@ -290,7 +326,7 @@ pub fn validate_for_create(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
 
 pub fn compile_seccomp(
     s: &oci_spec::runtime::LinuxSeccomp,
-    extras: Extras,
+    extras: &Extras,
 ) -> Result<berth_seccomp::Filter> {
     let opts = berth_seccomp::CompileOptions {
         wait_killable_recv: extras.seccomp_wait_killable_recv,
@@ -479,7 +515,7 @@ mod tests {
         .unwrap();
         assert!(extras.seccomp_wait_killable_recv);
         let s = spec.linux().as_ref().unwrap().seccomp().as_ref().unwrap();
-        let f = compile_seccomp(s, extras).unwrap();
+        let f = compile_seccomp(s, &extras).unwrap();
         // SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is 1 << 5.
         assert_ne!(f.flags() & (1 << 5), 0);
     }

@@ -106,3 +106,94 @@ fn tmpcopyup_is_refused_where_it_cannot_apply() {
     let id = b.ids.last().unwrap().clone();
     assert_nothing_left(&b, &id);
 }
+
+fn userns(b: &mut Bundle) {
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    for p in [b.dir.clone(), b.rootfs()] {
+        std::os::unix::fs::chown(&p, Some(100000), Some(100000)).unwrap();
+    }
+}
+
+#[test]
+fn idmapped_bind_mounts_keep_file_owners_as_the_container_sees_them() {
+    let mut b = Bundle::new("idmap");
+    userns(&mut b);
+    let vol = b.dir.join("vol");
+    std::fs::create_dir_all(vol.join("sub")).unwrap();
+    std::fs::write(vol.join("f"), "root's").unwrap();
+    std::fs::write(vol.join("g"), "user's").unwrap();
+    std::os::unix::fs::chown(vol.join("g"), Some(1000), Some(1000)).unwrap();
+    // A mount under the source, for ridmap's recursion.
+    let sub = vol.join("sub");
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(sub.join("h"), "nested").unwrap();
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts
+        .push(json!({"destination": "/plain", "type": "bind", "source": vol, "options": ["bind"]}));
+    mounts.push(
+        json!({"destination": "/idm", "type": "bind", "source": vol, "options": ["bind", "idmap"]}),
+    );
+    mounts.push(json!({"destination": "/ridm", "type": "bind", "source": vol, "options": ["rbind", "ridmap"]}));
+    // Mappings of its own (the same as the container's here).
+    mounts.push(
+        json!({"destination": "/own", "type": "bind", "source": vol, "options": ["bind"],
+        "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+        "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}),
+    );
+    b.args(&[
+        "/probe",
+        "stat",
+        "/plain/f",
+        "/idm/f",
+        "/idm/g",
+        "/ridm/sub/h",
+        "/own/f",
+    ]);
+    let (code, out, err) = b.run("i");
+    let _ = std::process::Command::new("umount").arg(&sub).status();
+    assert_eq!(code, 0, "{err}");
+    let s: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(s["/plain/f"]["uid"], 65534, "unmapped without idmap: {s}");
+    assert_eq!(s["/idm/f"]["uid"], 0, "{s}");
+    assert_eq!(s["/idm/g"]["uid"], 1000, "{s}");
+    assert_eq!(s["/ridm/sub/h"]["uid"], 0, "{s}");
+    assert_eq!(s["/own/f"]["uid"], 0, "{s}");
+
+    // features says so.
+    let out = b.cmd(&["features"]);
+    let f: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+}
+
+#[test]
+fn idmap_without_mappings_or_on_a_non_bind_mount_is_refused() {
+    let mut b = Bundle::new("idmapbad");
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}),
+    );
+    let (id, out) = b.create("n");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("uidMappings"), "{}", stderr(&out));
+    assert_nothing_left(&b, &id);
+    let mut b = Bundle::new("idmaptmpfs");
+    userns(&mut b);
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+    );
+    let (id, out) = b.create("t");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("bind mounts only"),
+        "{}",
+        stderr(&out)
+    );
+    assert_nothing_left(&b, &id);
+}

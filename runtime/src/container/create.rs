@@ -87,7 +87,7 @@ impl Runtime {
         let bundle = std::fs::canonicalize(&o.bundle)
             .map_err(|e| Error::Config(format!("bundle {}: {e}", o.bundle.display())))?;
         let (spec, extras) = spec::load_ext(&bundle)?;
-        let rootfs = spec::validate_for_create(&spec, &bundle)?;
+        let rootfs = spec::validate_for_create_ext(&spec, &extras, &bundle)?;
         let mut process = spec.process().clone().expect("validated");
         if o.listen_fds > 0 {
             let mut env = process.env().clone().unwrap_or_default();
@@ -162,11 +162,12 @@ impl Runtime {
         // In a new user namespace the container's root may not reach a bind
         // source on the host: it is cloned here, while berth is still the
         // host's root, and attached from the init (runc does the same).
-        let mount_sources = if new.contains(&LinuxNamespaceType::User) {
-            crate::rootfs::clone_bind_sources(&spec, &bundle)
-        } else {
-            Vec::new()
-        };
+        let mount_sources = crate::rootfs::clone_bind_sources(
+            &spec,
+            &extras,
+            &bundle,
+            new.contains(&LinuxNamespaceType::User),
+        )?;
         let boot = Bootstrap {
             mode: Mode::Create,
             id: o.id.clone(),
@@ -182,7 +183,7 @@ impl Runtime {
             preserve_fds: pass_fds,
             no_pivot: o.no_pivot,
             no_new_keyring: o.no_new_keyring,
-            extras,
+            extras: extras.clone(),
         };
         let (mut ch, child) = spawn_init(
             boot,

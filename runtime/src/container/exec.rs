@@ -65,7 +65,7 @@ impl Runtime {
         }
         let spec = &saved.config;
         if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            spec::compile_seccomp(s, saved.extras)?;
+            spec::compile_seccomp(s, &saved.extras)?;
         }
         let mut console_pair = None;
         let console = match &o.console_socket {
@@ -122,7 +122,7 @@ impl Runtime {
             preserve_fds: o.preserve_fds,
             no_pivot: false,
             no_new_keyring: true,
-            extras: saved.extras,
+            extras: saved.extras.clone(),
         };
         // SAFETY: prctl with integer args.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
