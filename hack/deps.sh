@@ -4,7 +4,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
 for p in busybox-static jq qemu-system-x86 xz-utils runc podman conmon python3-grpcio python3-grpc-tools systemd dbus \
-  apparmor selinux-policy-default policycoreutils selinux-utils; do
+  apparmor selinux-policy-default policycoreutils selinux-utils uidmap; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 # systemd and dbus: the systemd-driver guest boots the host's own.

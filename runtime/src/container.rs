@@ -111,10 +111,12 @@ impl Runtime {
                 "cannot {op} container {id}: it is {status}"
             )));
         }
-        let cg = saved
-            .cgroup
-            .clone()
-            .ok_or_else(|| Error::State(format!("container {id} has no cgroup")))?;
+        let cg = saved.cgroup.clone().ok_or_else(|| {
+            Error::State(format!(
+                "cannot {op} container {id}: it has no cgroup (rootless, on a host that \
+                     gives its user none to make)"
+            ))
+        })?;
         Ok((saved, cg))
     }
 }

@@ -421,9 +421,19 @@ fn namespaces(ch: &mut Channel, b: &Bootstrap) -> Result<bool> {
         t != LinuxNamespaceType::User && t != LinuxNamespaceType::Mount
     })?;
     if b.new.contains(&LinuxNamespaceType::User) {
+        // An unprivileged parent may only write the maps (and setgroups)
+        // of a process whose /proc files are its own: dumpable until then
+        // (nothing else lives in the container yet).
+        let rootless = crate::rootless::is_rootless();
         sys::unshare(libc::CLONE_NEWUSER).ctx(|| "creating the user namespace".into())?;
+        if rootless {
+            sys::prctl(libc::PR_SET_DUMPABLE, 1).ctx(|| "PR_SET_DUMPABLE".into())?;
+        }
         ch.send(&Msg::UsernsReady)?;
         expect_continue(ch, "the id mappings")?;
+        if rootless {
+            sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "PR_SET_DUMPABLE".into())?;
+        }
     }
     if b.new.contains(&LinuxNamespaceType::User)
         || joins.iter().any(|(t, _)| *t == LinuxNamespaceType::User)

@@ -15,6 +15,7 @@ pub mod lsm;
 pub mod mounts;
 pub mod process;
 pub mod rootfs;
+pub mod rootless;
 pub mod safepath;
 pub mod sched;
 pub mod selfexe;

@@ -21,9 +21,10 @@ struct Cli {
     /// seccomp compiler.
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version, global = false)]
     version: Option<bool>,
-    /// Directory for container state.
-    #[arg(long, global = true, default_value = berth::DEFAULT_ROOT)]
-    root: PathBuf,
+    /// Directory for container state (default: /run/berth for root,
+    /// $XDG_RUNTIME_DIR/berth for anyone else).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Write log messages to this file.
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -34,7 +35,8 @@ struct Cli {
     /// Use systemd to manage cgroups.
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Accepted for runc compatibility: berth detects rootless operation.
+    /// runc's flag; berth tells rootless operation from its euid. With
+    /// `spec`: write a config for an unprivileged user.
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     #[arg(long, global = true, hide = true)]
@@ -354,7 +356,11 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
 fn dispatch(cli: Cli) -> Result<u8> {
     // `spec --rootless` uses the global flag of the same name, as in runc.
     let rootless = cli.rootless.as_deref().is_some_and(|v| v == "true");
-    let rt = Runtime::new(&cli.root, cli.systemd_cgroup);
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(berth::rootless::default_root);
+    let rt = Runtime::new(root, cli.systemd_cgroup);
     match cli.cmd {
         Cmd::Create(a) => {
             rt.create(&create_options(&a))?;

@@ -144,9 +144,26 @@ impl Runtime {
                 cgroup: cgroup.clone(),
             },
         )?;
-        cgroup.create()?;
-        undo.cgroup = Some(cgroup.clone());
-        cgroup.check_usable()?;
+        // Rootless where the user may make no cgroup (v1; v2 without a
+        // delegated subtree): no cgroup at all, as with runc, and then no
+        // limit can be kept either.
+        let mut cgroup = match cgroup.create() {
+            Ok(()) => Some(cgroup),
+            Err(e) if crate::rootless::is_rootless() && crate::rootless::cgroup_refused(&e) => {
+                if let Some(field) = crate::rootless::limits_asked(&spec) {
+                    return Err(Error::Config(format!(
+                        "{field}: rootless berth has no cgroup to set limits in on this host ({e})"
+                    )));
+                }
+                crate::logging::debug(&format!("rootless: running without a cgroup ({e})"));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(cg) = &cgroup {
+            undo.cgroup = Some(cg.clone());
+            cg.check_usable()?;
+        }
         phases.mark("state-dir+cgroup");
 
         let listener = start_socket(&self.store.dir(&o.id))?;
@@ -194,9 +211,12 @@ impl Runtime {
                 mount_sources: &mount_sources,
             },
             pass_fds,
-            cgroup.unified_dir().as_deref(),
+            cgroup.as_ref().and_then(|c| c.unified_dir()).as_deref(),
             |pid| {
                 undo.track(pid);
+                let Some(cgroup) = cgroup.as_mut() else {
+                    return Ok(());
+                };
                 let entered = cgroup.enter(pid, &resources);
                 // What entering made (a systemd scope) is undone too, even
                 // when it failed half-way.
@@ -215,7 +235,7 @@ impl Runtime {
                 .map_err(|e| why_init_died(e, init_pid, &spec))?;
             match msg {
                 Msg::UsernsReady => {
-                    write_id_maps(child, &spec)?;
+                    crate::rootless::write_id_maps(child, &spec)?;
                     ch.send(&Msg::Continue)?;
                 }
                 Msg::Pid { pid } => {
@@ -264,7 +284,7 @@ impl Runtime {
             rootfs,
             created: util::rfc3339_now(),
             owner_uid: self.store.owner_of(&o.id),
-            cgroup: Some(cgroup),
+            cgroup,
             config: spec,
             extras,
         };
@@ -449,22 +469,4 @@ pub fn cgroup_resources(spec: &Spec) -> LinuxResources {
     }
     r.set_devices(Some(rules));
     r
-}
-
-fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
-    let linux = spec.linux().as_ref().expect("validated");
-    for (file, maps, field) in [
-        ("uid_map", linux.uid_mappings(), "linux.uidMappings"),
-        ("gid_map", linux.gid_mappings(), "linux.gidMappings"),
-    ] {
-        let text: String = maps
-            .iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect();
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, text)
-            .map_err(|e| Error::Config(format!("{field}: writing {path}: {e}")))?;
-    }
-    Ok(())
 }

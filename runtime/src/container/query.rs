@@ -2,6 +2,27 @@
 //! usage and OOM events.
 
 use super::*;
+
+/// Every process in the pid namespace `pid` is the init of (its own only,
+/// when it shares the host's).
+fn pids_in_pid_namespace_of(pid: i32) -> Vec<i32> {
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(want) = ns(pid) else {
+        return Vec::new();
+    };
+    if ns(std::process::id() as i32).as_ref() == Some(&want) {
+        return vec![pid];
+    }
+    let mut out: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ns(*p).as_ref() == Some(&want))
+        .collect();
+    out.sort_unstable();
+    out
+}
 use crate::error::Result;
 use crate::state::{self, StateOutput, Status};
 
@@ -22,6 +43,11 @@ impl Runtime {
     }
 
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let saved = self.store.load(id)?;
+        if saved.cgroup.is_none() && self.store.status(&saved) != Status::Stopped {
+            // No cgroup (rootless): the processes of the init's pid namespace.
+            return Ok(pids_in_pid_namespace_of(saved.pid));
+        }
         let (_, cg) = self.running_cgroup(
             id,
             &[Status::Created, Status::Running, Status::Paused],
