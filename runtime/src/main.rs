@@ -245,14 +245,6 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
     };
-    logging::init(
-        cli.log.clone(),
-        match cli.log_format {
-            LogFormat::Text => logging::Format::Text,
-            LogFormat::Json => logging::Format::Json,
-        },
-        cli.debug,
-    );
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -323,6 +315,16 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
+    // Every command opens (creates) the --log file, as runc does; one that
+    // cannot be opened is the command's error.
+    logging::init(
+        cli.log.clone(),
+        match cli.log_format {
+            LogFormat::Text => logging::Format::Text,
+            LogFormat::Json => logging::Format::Json,
+        },
+        cli.debug,
+    )?;
     // `spec --rootless` uses the global flag of the same name, as in runc.
     let rootless = cli.rootless.as_deref().is_some_and(|v| v == "true");
     let rt = Runtime::new(&cli.root, cli.systemd_cgroup);

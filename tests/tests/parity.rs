@@ -159,3 +159,178 @@ fn the_device_cgroup_holds_the_same_rules_as_runcs() {
     assert_eq!(ours, theirs, "berth's device cgroup differs from runc's");
     assert!(!ours.iter().any(|r| r.starts_with("c 10:229")), "{ours:?}");
 }
+
+// ---------------------------------------------------------- 25: logging
+
+/// A logrus text line: `time="<RFC 3339>" level=LEVEL msg=MSG` (MSG bare
+/// or quoted). Returns (level, msg as written).
+fn logrus_text(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix("time=\"")?;
+    let (time, rest) = rest.split_once('"')?;
+    if !rfc3339_seconds(time) {
+        return None;
+    }
+    let rest = rest.strip_prefix(" level=")?;
+    let (level, msg) = rest.split_once(" msg=")?;
+    if !["debug", "info", "warning", "error"].contains(&level) {
+        return None;
+    }
+    let quoted = msg.len() >= 2 && msg.starts_with('"') && msg.ends_with('"');
+    let bare = !msg.is_empty() && !msg.contains([' ', '"', '=']);
+    (quoted || bare).then_some((level, msg))
+}
+
+/// `2026-01-02T03:04:05Z`, as logrus prints time.RFC3339 in UTC.
+fn rfc3339_seconds(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+#[test]
+fn debug_lines_on_stderr_are_logrus_text_and_stdout_is_the_containers_alone() {
+    let mut b = Bundle::new("dbgtext");
+    b.args(&["/probe", "echo", "hello"]);
+    let id = b.id("d");
+    b.write_config();
+    let out = b
+        .berth()
+        .args(["--debug", "run", "--bundle", b.dir.to_str().unwrap(), &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hello\n");
+    let e = stderr(&out);
+    assert!(!e.contains('\0'), "NUL on stderr: {e:?}");
+    assert!(e.lines().count() >= 1, "no debug line");
+    for l in e.lines() {
+        let (level, msg) = logrus_text(l).unwrap_or_else(|| panic!("not logrus text: {l:?}"));
+        assert_eq!(level, "debug", "{l}");
+        assert!(msg.starts_with('"'), "{l}");
+    }
+    assert!(e.contains("msg=\"create phases: "), "{e}");
+}
+
+#[test]
+fn the_log_file_is_made_by_every_command_and_holds_only_log_lines() {
+    let mut b = Bundle::new("logfile");
+    b.args(&["/probe", "sleep", "60"]);
+    let (id, out) = b.create("l");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b.cmd(&["start", &id]).status.success());
+
+    // exec logs nothing, and still makes the file, as runc does.
+    let log = b.dir.join("exec.log");
+    let out = b.cmd(&[
+        "--log",
+        log.to_str().unwrap(),
+        "exec",
+        &id,
+        "/probe",
+        "echo",
+        "hi",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hi\n");
+    assert_eq!(std::fs::read(&log).expect("exec made no log file"), b"");
+    // So do state and list.
+    for cmd in [vec!["state", id.as_str()], vec!["list"]] {
+        let log = b.dir.join(format!("{}.log", cmd[0]));
+        let mut args = vec!["--log", log.to_str().unwrap()];
+        args.extend(&cmd);
+        assert!(b.cmd(&args).status.success());
+        assert!(log.exists(), "{} made no log file", cmd[0]);
+    }
+
+    // --debug with --log: the lines go to the file, nothing to stderr, and
+    // the container's output is untouched; the file is appended to.
+    let log = b.dir.join("debug.log");
+    std::fs::write(&log, "earlier line\n").unwrap();
+    let out = b.cmd(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "exec",
+        &id,
+        "/probe",
+        "echo",
+        "hi",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"hi\n");
+    assert_eq!(stderr(&out), "");
+    let rid = b.id("r");
+    b.args(&["/probe", "echo", "run"]);
+    b.write_config();
+    let out = b
+        .berth()
+        .args(["--debug", "--log", log.to_str().unwrap()])
+        .args(["run", "--bundle", b.dir.to_str().unwrap(), &rid])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"run\n");
+    assert_eq!(stderr(&out), "");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains('\0'), "NUL in the log: {text:?}");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("earlier line"));
+    let rest: Vec<&str> = lines.collect();
+    assert!(!rest.is_empty());
+    for l in &rest {
+        assert!(logrus_text(l).is_some(), "not logrus text: {l:?}");
+    }
+    assert!(text.contains("create phases: "), "{text}");
+}
+
+#[test]
+fn json_log_lines_are_runcs_objects_and_nothing_else() {
+    let mut b = Bundle::new("logjson");
+    b.args(&["/probe", "exit", "0"]);
+    b.write_config();
+    let log = b.dir.join("log.json");
+    let l = log.to_str().unwrap();
+    let id = b.id("j");
+    let common = ["--debug", "--log", l, "--log-format", "json"];
+    // detached: the container inherits berth's stdio.
+    let out = b.detached(
+        &[
+            &common[..],
+            &["create", "--bundle", b.dir.to_str().unwrap(), &id],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b
+        .cmd(&[&common[..], &["start", &id]].concat())
+        .status
+        .success());
+    assert!(wait_until(|| b.status(&id) == "stopped"));
+    assert!(b
+        .cmd(&[&common[..], &["delete", &id]].concat())
+        .status
+        .success());
+    // An error lands there too.
+    let out = b.cmd(&[&common[..], &["state", "no-such-container"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut levels = Vec::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["level", "msg", "time"], "{line}");
+        assert!(line.starts_with("{\"level\":\""), "{line}");
+        assert!(rfc3339_seconds(v["time"].as_str().unwrap()), "{line}");
+        levels.push(v["level"].as_str().unwrap().to_string());
+    }
+    assert!(levels.iter().any(|l| l == "debug"), "{text}");
+    assert_eq!(levels.last().map(String::as_str), Some("error"), "{text}");
+    assert!(text.ends_with('\n'));
+}
