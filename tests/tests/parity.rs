@@ -160,6 +160,64 @@ fn the_device_cgroup_holds_the_same_rules_as_runcs() {
     assert!(!ours.iter().any(|r| r.starts_with("c 10:229")), "{ours:?}");
 }
 
+// ------------------------------------------------------------- 17: spec
+
+#[test]
+fn spec_is_runcs_spec_but_for_the_hostname() {
+    let b = Bundle::new("spec");
+    for rootless in [false, true] {
+        let flags: &[&str] = if rootless { &["--rootless"] } else { &[] };
+        let ours = b.dir.join(format!("berth-spec-{rootless}"));
+        let theirs = b.dir.join(format!("runc-spec-{rootless}"));
+        std::fs::create_dir_all(&ours).unwrap();
+        std::fs::create_dir_all(&theirs).unwrap();
+        let out = b.cmd(&[&["spec", "--bundle", ours.to_str().unwrap()], flags].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = Command::new("runc")
+            .args([&["spec", "--bundle", theirs.to_str().unwrap()], flags].concat())
+            .output()
+            .expect("runc (hack/deps.sh installs it)");
+        assert!(out.status.success(), "runc spec: {}", stderr(&out));
+        let read = |d: &Path| -> Value {
+            serde_json::from_slice(&std::fs::read(d.join("config.json")).unwrap()).unwrap()
+        };
+        let got = read(&ours);
+        let mut want = read(&theirs);
+        assert_eq!(want["hostname"], "runc");
+        want["hostname"] = json!("berth");
+        assert_eq!(got, want, "rootless={rootless}");
+        // Field by field and in runc's order.
+        assert_eq!(
+            serde_json::to_string(&got).unwrap(),
+            serde_json::to_string(&want).unwrap(),
+            "rootless={rootless}: keys not in runc's order"
+        );
+    }
+}
+
+#[test]
+fn a_container_from_the_default_spec_keeps_the_hosts_cgroup_namespace() {
+    // runc's default config has no cgroup namespace: the container and what
+    // is exec'd into it see their cgroups by the host's paths.
+    let mut b = Bundle::new("specns");
+    b.args(&["/probe", "sleep", "60"]);
+    let (id, out) = b.create("n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b.cmd(&["start", &id]).status.success());
+    let pid = b.state(&id)["pid"].as_i64().unwrap();
+    let host = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
+    let init = std::fs::read_link(format!("/proc/{pid}/ns/cgroup")).unwrap();
+    assert_eq!(init, host, "the default spec made a cgroup namespace");
+    let out = b.cmd(&["exec", &id, "/bin/cat", "/proc/self/cgroup"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let host_view = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(
+        stdout(&out),
+        host_view,
+        "exec'd process not in the init's cgroups"
+    );
+}
+
 // ---------------------------------------------------------- 25: logging
 
 /// A logrus text line: `time="<RFC 3339>" level=LEVEL msg=MSG` (MSG bare
