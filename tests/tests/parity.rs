@@ -218,6 +218,42 @@ fn a_container_from_the_default_spec_keeps_the_hosts_cgroup_namespace() {
     );
 }
 
+// --------------------------------------------------------- 19: poststop
+
+#[test]
+fn a_failing_poststop_hook_is_a_warning_and_the_next_one_still_runs() {
+    let mut b = Bundle::new("poststop");
+    let mark = b.dir.join("second-hook");
+    b.config["hooks"] = json!({"poststop": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "echo first hook fails >&2; exit 3"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", mark.display())]}
+    ]});
+    b.args(&["/probe", "exit", "0"]);
+    let (id, out) = b.create("p");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b.cmd(&["start", &id]).status.success());
+    assert!(wait_until(|| b.status(&id) == "stopped"));
+    let out = b.cmd(&["delete", &id]);
+    let e = stderr(&out);
+    assert!(out.status.success(), "delete failed: {e}");
+    let st: Value = serde_json::from_slice(
+        &std::fs::read(&mark).expect("the second poststop hook did not run"),
+    )
+    .unwrap();
+    assert_eq!(
+        (st["id"].as_str(), st["status"].as_str()),
+        (Some(id.as_str()), Some("stopped"))
+    );
+    assert!(
+        e.contains("level=warning")
+            && e.contains("hooks.poststop[0]")
+            && e.contains("status 3")
+            && e.contains("first hook fails"),
+        "no warning for the failed hook: {e}"
+    );
+    assert!(!b.root.join(&id).exists(), "state left behind");
+}
+
 // ---------------------------------------------------------- 25: logging
 
 /// A logrus text line: `time="<RFC 3339>" level=LEVEL msg=MSG` (MSG bare
