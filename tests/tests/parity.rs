@@ -254,6 +254,35 @@ fn a_failing_poststop_hook_is_a_warning_and_the_next_one_still_runs() {
     assert!(!b.root.join(&id).exists(), "state left behind");
 }
 
+// ---------------------------------------------------------- 21: unified
+
+#[test]
+fn unified_resources_on_cgroup_v1_are_an_invalid_configuration() {
+    if unified() {
+        return;
+    }
+    let mut b = Bundle::new("unified");
+    b.config["linux"]["resources"]["unified"] = json!({"memory.high": "100000000"});
+    let (id, out) = b.create("u");
+    assert_eq!(out.status.code(), Some(1), "create succeeded");
+    let e = stderr(&out);
+    assert!(
+        e.contains("invalid configuration") && e.contains("linux.resources.unified"),
+        "{e}"
+    );
+    assert_nothing_left(&b, &id);
+
+    // runc's wording.
+    let mut runc = Runc::new(&b);
+    let (_, out) = runc.create(&b, "u");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid configuration"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 // ---------------------------------------------------------- 25: logging
 
 /// A logrus text line: `time="<RFC 3339>" level=LEVEL msg=MSG` (MSG bare
