@@ -283,6 +283,76 @@ fn unified_resources_on_cgroup_v1_are_an_invalid_configuration() {
     );
 }
 
+// ---------------------------------------------------- 22: update devices
+
+#[test]
+fn update_takes_device_rules_as_runc_does_and_leaves_the_device_cgroup_alone() {
+    if unified() {
+        return; // devices.list is cgroup v1's
+    }
+    let mut b = Bundle::new("upddev");
+    b.args(&["/probe", "sleep", "60"]);
+    let (id, out) = b.create("u");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b.cmd(&["start", &id]).status.success());
+    let pid = b.state(&id)["pid"].as_i64().unwrap();
+    let mut runc = Runc::new(&b);
+    let (rid, out) = runc.create(&b, "u");
+    assert!(out.status.success(), "runc create: {}", stderr(&out));
+    let rpid = runc.pid(&rid);
+    let before = (devices_list(pid), devices_list(rpid));
+
+    // What containerd sends: the container's whole list, without the
+    // default rules; access strings of every form; a rule opening all.
+    let mut updates: Vec<Value> = ["rwm", "rw", "m", "r", ""]
+        .iter()
+        .map(|a| {
+            json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": a}
+        ], "pids": {"limit": 1000}})
+        })
+        .collect();
+    updates.push(json!({"devices": [{"allow": true, "access": "rwm"}]}));
+    for (i, u) in updates.iter().enumerate() {
+        let file = b.dir.join(format!("update-{i}.json"));
+        std::fs::write(&file, u.to_string()).unwrap();
+        let f = file.to_str().unwrap();
+        let ours = b.cmd(&["update", "--resources", f, &id]);
+        let theirs = runc.cmd(&["update", "--resources", f, &rid]);
+        assert!(
+            theirs.status.success(),
+            "runc refused {u}: {}",
+            stderr(&theirs)
+        );
+        assert!(
+            ours.status.success(),
+            "berth refused {u}: {}",
+            stderr(&ours)
+        );
+        assert_eq!(
+            (devices_list(pid), devices_list(rpid)),
+            before,
+            "the device cgroup changed with {u}"
+        );
+    }
+    // The rest of an update still applies.
+    let pids_max = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/berth/{id}/pids.max"));
+    assert_eq!(pids_max.unwrap().trim(), "1000");
+    // The container's standard devices still work.
+    let out = b.cmd(&["exec", &id, "/probe", "open", "/dev/null", "rw"]);
+    assert_eq!(probe_result(&stdout(&out))["ok"], true, "{}", stderr(&out));
+    // A rule that is not JSON runc understands is refused by both.
+    let file = b.dir.join("update-bad.json");
+    std::fs::write(&file, r#"{"devices": [{"allow": "yes", "access": "rwm"}]}"#).unwrap();
+    let f = file.to_str().unwrap();
+    assert!(!runc
+        .cmd(&["update", "--resources", f, &rid])
+        .status
+        .success());
+    assert!(!b.cmd(&["update", "--resources", f, &id]).status.success());
+}
+
 // ---------------------------------------------------------- 25: logging
 
 /// A logrus text line: `time="<RFC 3339>" level=LEVEL msg=MSG` (MSG bare
