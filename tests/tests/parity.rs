@@ -353,6 +353,68 @@ fn update_takes_device_rules_as_runc_does_and_leaves_the_device_cgroup_alone() {
     assert!(!b.cmd(&["update", "--resources", f, &id]).status.success());
 }
 
+// --------------------------------------------------------------- 23: ps
+
+#[test]
+fn ps_of_a_stopped_container_prints_the_header_and_succeeds() {
+    let mut b = Bundle::new("psstopped");
+    b.args(&["/probe", "exit", "0"]);
+    let (id, out) = b.create("s");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b.cmd(&["start", &id]).status.success());
+    assert!(wait_until(|| b.status(&id) == "stopped"));
+    let out = b.cmd(&["ps", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = Command::new("ps").arg("-ef").output().unwrap();
+    let header = stdout(&header).lines().next().unwrap().to_string();
+    assert_eq!(stdout(&out), format!("{header}\n"));
+    // runc prints Go's nil slice.
+    let out = b.cmd(&["ps", "--format", "json", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "null\n");
+}
+
+#[test]
+fn ps_passes_dash_options_after_the_id_to_ps() {
+    let mut b = Bundle::new("psex");
+    b.args(&["/probe", "sleep", "60"]);
+    let (id, out) = b.create("p");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b.cmd(&["start", &id]).status.success());
+    let pid = b.state(&id)["pid"].as_i64().unwrap();
+    let out = b.cmd(&["ps", &id, "-e", "-x"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["PID", "TTY", "STAT", "TIME", "COMMAND"], "{text}");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    assert!(
+        rows[0].trim_start().starts_with(&format!("{pid} ")) && rows[0].contains("/probe sleep 60"),
+        "{text}"
+    );
+}
+
+// ----------------------------------------------------------- 24: events
+
+#[test]
+fn events_lines_have_runcs_key_order() {
+    let mut b = Bundle::new("events");
+    b.args(&["/probe", "sleep", "60"]);
+    let (id, out) = b.create("e");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b.cmd(&["start", &id]).status.success());
+    let out = b.cmd(&["events", "--stats", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let want = format!("{{\"type\":\"stats\",\"id\":{},\"data\":{{", json!(id));
+    assert!(text.starts_with(&want), "{text}");
+    assert_eq!(text.lines().count(), 1);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(v["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{v}");
+}
+
 // ---------------------------------------------------------- 25: logging
 
 /// A logrus text line: `time="<RFC 3339>" level=LEVEL msg=MSG` (MSG bare

@@ -21,7 +21,17 @@ impl Runtime {
         Ok(out)
     }
 
+    /// The pids in the container's cgroup. A stopped container has none
+    /// left to list, which is no error (runc's `ps` prints its header).
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let saved = self.store.load(id)?;
+        if self.store.status(&saved) == Status::Stopped {
+            // Whatever outlived the init (no pid namespace) is still shown.
+            return Ok(saved
+                .cgroup
+                .and_then(|cg| cg.pids().ok())
+                .unwrap_or_default());
+        }
         let (_, cg) = self.running_cgroup(
             id,
             &[Status::Created, Status::Running, Status::Paused],
