@@ -120,7 +120,9 @@ impl Manager {
         if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
             return Err(Error::invalid(
                 "linux.resources.unified",
-                "cgroup v2 settings cannot be applied on this cgroup v1 host",
+                // runc's words first, for whoever greps for them.
+                "invalid configuration: cannot use unified on cgroup v1 \
+                 (cgroup v2 settings cannot be applied on this cgroup v1 host)",
             ));
         }
         Ok(())
@@ -872,5 +874,9 @@ mod tests {
         let r: LinuxResources = serde_json::from_str(r#"{"unified":{"memory.high":"1"}}"#).unwrap();
         let e = m.validate(&r).unwrap_err().to_string();
         assert!(e.starts_with("linux.resources.unified:"), "{e}");
+        assert!(
+            e.contains("invalid configuration: cannot use unified on cgroup v1"),
+            "{e}"
+        );
     }
 }

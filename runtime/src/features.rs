@@ -121,18 +121,87 @@ fn supported_seccomp_flags() -> Vec<&'static str> {
     f
 }
 
-/// The default config.json written by `berth spec`, shaped like runc's.
+/// The default config.json written by `berth spec`: runc's (`runc spec`,
+/// its keys in runc's order), with berth's hostname. Like runc's it has no
+/// cgroup namespace: the container sees its cgroups by their host paths.
+/// `rootless` is `runc spec --rootless`: a user namespace mapping the
+/// caller's euid and egid to root, no network namespace, /sys bound from
+/// the host, no uid=/gid= mount options, and no resources.
 pub fn default_spec(rootless: bool) -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "network"}),
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
     ];
-    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    let mut spec = json!({
+    let mut mounts = vec![
+        json!({ "destination": "/proc", "type": "proc", "source": "proc" }),
+        json!({ "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }),
+        json!({ "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] }),
+        json!({ "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] }),
+        json!({ "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"] }),
+        json!({ "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] }),
+        json!({ "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }),
+    ];
+    let mut linux = serde_json::Map::new();
+    if rootless {
+        namespaces.retain(|n| n["type"] != "network");
+        namespaces.push(json!({"type": "user"}));
+        // SAFETY: geteuid/getegid cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        linux.insert(
+            "uidMappings".into(),
+            json!([{ "containerID": 0, "hostID": uid, "size": 1 }]),
+        );
+        linux.insert(
+            "gidMappings".into(),
+            json!([{ "containerID": 0, "hostID": gid, "size": 1 }]),
+        );
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/sys" {
+                *m = json!({ "destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] });
+            } else if let Some(opts) = m.get_mut("options").and_then(Value::as_array_mut) {
+                opts.retain(|o| {
+                    !o.as_str()
+                        .is_some_and(|o| o.starts_with("uid=") || o.starts_with("gid="))
+                });
+            }
+        }
+    } else {
+        linux.insert(
+            "resources".into(),
+            json!({ "devices": [{ "allow": false, "access": "rwm" }] }),
+        );
+    }
+    linux.insert("namespaces".into(), json!(namespaces));
+    linux.insert(
+        "maskedPaths".into(),
+        json!([
+            "/proc/acpi",
+            "/proc/asound",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/timer_stats",
+            "/proc/sched_debug",
+            "/sys/firmware",
+            "/proc/scsi"
+        ]),
+    );
+    linux.insert(
+        "readonlyPaths".into(),
+        json!([
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger"
+        ]),
+    );
+    json!({
         "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": true,
@@ -146,52 +215,7 @@ pub fn default_spec(rootless: bool) -> Value {
         },
         "root": { "path": "rootfs", "readonly": true },
         "hostname": "berth",
-        "mounts": [
-            { "destination": "/proc", "type": "proc", "source": "proc" },
-            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-            { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
-            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"] },
-            { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] },
-            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }
-        ],
-        "linux": {
-            "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
-            "namespaces": namespaces.clone(),
-            "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                "/proc/scsi"
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-            ]
-        }
-    });
-    if rootless {
-        namespaces.retain(|n| n["type"] != "network" && n["type"] != "cgroup");
-        namespaces.push(json!({"type": "user"}));
-        let linux = &mut spec["linux"];
-        linux["namespaces"] = json!(namespaces);
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        linux["uidMappings"] = json!([{ "containerID": 0, "hostID": uid, "size": 1 }]);
-        linux["gidMappings"] = json!([{ "containerID": 0, "hostID": gid, "size": 1 }]);
-        linux.as_object_mut().map(|l| l.remove("resources"));
-        let mounts = spec["mounts"].as_array_mut().expect("array");
-        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup" && m["destination"] != "/sys");
-        mounts.push(json!({ "destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] }));
-        for m in mounts.iter_mut() {
-            if m["destination"] == "/dev/pts" {
-                m["options"] = json!([
-                    "nosuid",
-                    "noexec",
-                    "newinstance",
-                    "ptmxmode=0666",
-                    "mode=0620"
-                ]);
-            }
-        }
-    }
-    spec
+        "mounts": mounts,
+        "linux": linux,
+    })
 }

@@ -1,5 +1,7 @@
 //! OCI hooks: each is run with the container's state JSON on stdin, and a
-//! failing (or timed-out) hook fails the operation it belongs to.
+//! failing (or timed-out) hook fails the operation it belongs to, except a
+//! poststart or poststop hook: that is a warning, and the hooks after it
+//! still run.
 
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -101,15 +103,36 @@ pub fn run_with_env(
 ) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
     for (i, h) in kind.list(hooks).iter().enumerate() {
-        run_one(h, state_json, default_env).map_err(|e| {
-            Error::Hook(format!(
-                "hooks.{}[{i}] {}: {e}",
-                kind.name(),
-                h.path().display()
-            ))
-        })?;
+        run_one(h, state_json, default_env).map_err(|e| hook_error(kind, i, h, e))?;
     }
     Ok(())
+}
+
+/// Runs every hook of `kind` in order whatever happens, for the kinds whose
+/// failure the runtime-spec makes a warning (poststart, poststop): each
+/// failure is logged as a warning and the remaining hooks still run.
+/// Returns the failures, in order.
+pub fn run_warn(hooks: Option<&Hooks>, kind: Kind, state_json: &[u8]) -> Vec<Error> {
+    let Some(hooks) = hooks else {
+        return Vec::new();
+    };
+    let mut failed = Vec::new();
+    for (i, h) in kind.list(hooks).iter().enumerate() {
+        if let Err(e) = run_one(h, state_json, None) {
+            let e = hook_error(kind, i, h, e);
+            crate::logging::warn(&e.to_string());
+            failed.push(e);
+        }
+    }
+    failed
+}
+
+fn hook_error(kind: Kind, i: usize, h: &Hook, e: String) -> Error {
+    Error::Hook(format!(
+        "hooks.{}[{i}] {}: {e}",
+        kind.name(),
+        h.path().display()
+    ))
 }
 
 fn run_one(
@@ -216,5 +239,33 @@ fn run_one(
         Err(how)
     } else {
         Err(format!("{how}: {stderr}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_warn_goes_on_after_a_failing_hook() {
+        let mark = std::env::temp_dir().join(format!("berth-hooks-{}", std::process::id()));
+        let _ = std::fs::remove_file(&mark);
+        let hooks: Hooks = serde_json::from_value(serde_json::json!({"poststop": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]},
+            {"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", mark.display())]}
+        ]}))
+        .unwrap();
+        let failed = run_warn(Some(&hooks), Kind::Poststop, b"{\"id\":\"x\"}");
+        assert_eq!(failed.len(), 1);
+        let e = failed[0].to_string();
+        assert!(
+            e.contains("hooks.poststop[0]") && e.contains("status 3"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&mark).unwrap(), b"{\"id\":\"x\"}");
+        let _ = std::fs::remove_file(&mark);
+        // `run` still stops at the first failure.
+        assert!(run(Some(&hooks), Kind::Poststop, b"{}").is_err());
+        assert!(!mark.exists());
     }
 }

@@ -267,14 +267,6 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => usage_error(e),
     };
-    logging::init(
-        cli.log.clone(),
-        match cli.log_format {
-            LogFormat::Text => logging::Format::Text,
-            LogFormat::Json => logging::Format::Json,
-        },
-        cli.debug,
-    );
     // runc's status for an exec that could not start its process.
     let failed = if matches!(cli.cmd, Cmd::Exec(_)) {
         255
@@ -354,6 +346,16 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
+    // Every command opens (creates) the --log file, as runc does; one that
+    // cannot be opened is the command's error.
+    logging::init(
+        cli.log.clone(),
+        match cli.log_format {
+            LogFormat::Text => logging::Format::Text,
+            LogFormat::Json => logging::Format::Json,
+        },
+        cli.debug,
+    )?;
     // `spec --rootless` uses the global flag of the same name, as in runc.
     let rootless = cli.rootless.as_deref().is_some_and(|v| v == "true");
     let root = cli
@@ -559,6 +561,8 @@ fn parse_signal(s: &str) -> Result<i32> {
 fn ps(rt: &Runtime, format: &str, id: &str, ps_args: &[String]) -> Result<()> {
     let pids = rt.pids(id)?;
     match format {
+        // runc prints Go's nil slice, `null`, when there is no process.
+        "json" if pids.is_empty() => println!("null"),
         "json" => println!("{}", serde_json::to_string(&pids)?),
         "table" => {
             let args: Vec<String> = if ps_args.is_empty() {
@@ -620,21 +624,28 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
+/// One line of `events`, its keys in runc's order: `type`, `id`, `data`.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<berth_cgroups::stats::Stats>,
+}
+
 /// runc's `events`: `{"type":"stats","id":..,"data":..}` objects, and
 /// `{"type":"oom","id":..}` when the kernel OOM-kills in the container.
 fn events(rt: &Runtime, once: bool, interval: &str, id: &str) -> Result<()> {
-    let emit = |kind: &str, data: Option<serde_json::Value>| -> Result<()> {
-        let mut v = serde_json::json!({"type": kind, "id": id});
-        if let Some(d) = data {
-            v["data"] = d;
-        }
+    let emit = |kind: &str, data: Option<berth_cgroups::stats::Stats>| -> Result<()> {
+        let line = serde_json::to_string(&Event { kind, id, data })?;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{v}")?;
+        writeln!(out, "{line}")?;
         out.flush()?;
         Ok(())
     };
     if once {
-        return emit("stats", Some(serde_json::to_value(rt.stats(id)?)?));
+        return emit("stats", Some(rt.stats(id)?));
     }
     let every = parse_duration(interval)?;
     let mut oom = rt.oom_watcher(id)?;
@@ -649,7 +660,7 @@ fn events(rt: &Runtime, once: bool, interval: &str, id: &str) -> Result<()> {
             }
         }
         match rt.stats(id) {
-            Ok(s) => emit("stats", Some(serde_json::to_value(s)?))?,
+            Ok(s) => emit("stats", Some(s))?,
             Err(_) => return Ok(()),
         }
     }

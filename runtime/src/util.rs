@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// RFC 3339 with nanoseconds in UTC, as Go's time.RFC3339Nano prints it
-/// (runc's `created` and JSON log `time`).
+/// (runc's `created`).
 pub fn rfc3339_now() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -823,7 +823,8 @@ pub fn serve(f: &Flags) -> Result<(), String> {
             libc::dup2(raw, 2);
         }
     }
-    berth::logging::init(None, berth::logging::Format::Text, f.debug);
+    // No log file: cannot fail.
+    let _ = berth::logging::init(None, berth::logging::Format::Text, f.debug);
     let listener = manager::inherited_listener()?;
     // Whatever containerd's environment leaked to us must not reach the
     // loggers and hooks the shim starts.

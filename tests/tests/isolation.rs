@@ -11,6 +11,11 @@ use serde_json::json;
 fn probe_is_pid_one_with_its_own_namespaces_and_hostname() {
     let mut b = Bundle::new("ns");
     b.config["domainname"] = json!("example.test");
+    // Not in the default config (runc's has none): asked for here.
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
     let r = b.report();
     assert_eq!(r["pid"], 1);
     assert_eq!(r["hostname"], "berth-ns");

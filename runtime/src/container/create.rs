@@ -418,55 +418,136 @@ impl Phases {
     }
 }
 
-/// The spec's resources with berth's default device rules appended, as
-/// runc does: whatever the spec denies, the container may still create
-/// device nodes (m) and use the standard devices and the ones in
-/// linux.devices.
+/// (path, type, major, minor, access); `None` numbers are wildcards.
+type DefaultDevice = (
+    Option<&'static str>,
+    LinuxDeviceType,
+    Option<i64>,
+    Option<i64>,
+    &'static str,
+);
+
+/// The devices every container may use whatever its config says: runc
+/// 1.1's `specconv.AllowedDevices`, in its order. Those with a path are
+/// dropped when `linux.devices` lists a device at that path (runc's
+/// "the spec one takes priority"): such a device is then governed by
+/// `linux.resources.devices` alone.
+const DEFAULT_ALLOWED_DEVICES: [DefaultDevice; 11] = {
+    use LinuxDeviceType::{B, C};
+    [
+        // mknod of any device; using one takes a rule of its own
+        (None, C, None, None, "m"),
+        (None, B, None, None, "m"),
+        (Some("/dev/null"), C, Some(1), Some(3), "rwm"),
+        (Some("/dev/random"), C, Some(1), Some(8), "rwm"),
+        (Some("/dev/full"), C, Some(1), Some(7), "rwm"),
+        (Some("/dev/tty"), C, Some(5), Some(0), "rwm"),
+        (Some("/dev/zero"), C, Some(1), Some(5), "rwm"),
+        (Some("/dev/urandom"), C, Some(1), Some(9), "rwm"),
+        // the container's ptys (/dev/console is one of them, bound)
+        (None, C, Some(136), None, "rwm"),
+        // /dev/ptmx
+        (None, C, Some(5), Some(2), "rwm"),
+        // tuntap
+        (None, C, Some(10), Some(200), "rwm"),
+    ]
+};
+
+/// The spec's resources with runc's default device rules appended: the
+/// device cgroup says exactly what `linux.resources.devices` says, then
+/// [`DEFAULT_ALLOWED_DEVICES`]. A device listed in `linux.devices` is made
+/// in the container but gets no rule of its own: like runc, it stays
+/// denied unless `linux.resources.devices` allows it.
 pub fn cgroup_resources(spec: &Spec) -> LinuxResources {
     let linux = spec.linux().as_ref();
     let mut r = linux
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
     let mut rules: Vec<LinuxDeviceCgroup> = r.devices().clone().unwrap_or_default();
-    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+    let listed: Vec<&Path> = linux
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+        .map(|d| d.path().as_path())
+        .collect();
+    for (path, typ, major, minor, access) in DEFAULT_ALLOWED_DEVICES {
+        if path.is_some_and(|p| listed.contains(&Path::new(p))) {
+            continue;
+        }
         let mut d = LinuxDeviceCgroup::default();
         d.set_allow(true);
         d.set_typ(Some(typ));
         d.set_major(major);
         d.set_minor(minor);
         d.set_access(Some(access.to_string()));
-        d
-    };
-    use LinuxDeviceType::{B, C};
-    rules.push(rule(C, None, None, "m"));
-    rules.push(rule(B, None, None, "m"));
-    for (maj, min) in [
-        (1, 3),
-        (1, 5),
-        (1, 7),
-        (1, 8),
-        (1, 9),
-        (5, 0),
-        (5, 1),
-        (5, 2),
-        (10, 200),
-    ] {
-        rules.push(rule(C, Some(maj), Some(min), "rwm"));
-    }
-    rules.push(rule(C, Some(136), None, "rwm"));
-    for d in linux
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        if matches!(
-            d.typ(),
-            LinuxDeviceType::C | LinuxDeviceType::B | LinuxDeviceType::U
-        ) {
-            let t = if d.typ() == LinuxDeviceType::B { B } else { C };
-            rules.push(rule(t, Some(d.major()), Some(d.minor()), "rwm"));
-        }
+        rules.push(d);
     }
     r.set_devices(Some(rules));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(config: serde_json::Value) -> Vec<String> {
+        let spec: Spec = serde_json::from_value(config).unwrap();
+        cgroup_resources(&spec)
+            .devices()
+            .clone()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let n = |v: Option<i64>| v.map_or("*".to_string(), |v| v.to_string());
+                format!(
+                    "{} {} {}:{} {}",
+                    if d.allow() { "allow" } else { "deny" },
+                    d.typ().map_or("a".into(), |t| t.as_str().to_string()),
+                    n(d.major()),
+                    n(d.minor()),
+                    d.access().clone().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn device_rules_are_the_specs_then_runcs_defaults() {
+        let r = rules(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {
+                "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+                "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+            }
+        }));
+        assert_eq!(
+            r,
+            [
+                "deny a *:* rwm",
+                "allow c *:* m",
+                "allow b *:* m",
+                "allow c 1:3 rwm",
+                "allow c 1:8 rwm",
+                "allow c 1:7 rwm",
+                "allow c 5:0 rwm",
+                "allow c 1:5 rwm",
+                "allow c 1:9 rwm",
+                "allow c 136:* rwm",
+                "allow c 5:2 rwm",
+                "allow c 10:200 rwm",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_listed_device_at_a_default_path_loses_its_default_rule() {
+        let r = rules(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "linux": {
+                "devices": [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}]
+            }
+        }));
+        assert!(!r.iter().any(|l| l.contains(" 1:3 ")), "{r:?}");
+        assert_eq!(r.len(), 10, "{r:?}");
+    }
 }

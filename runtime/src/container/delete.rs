@@ -58,9 +58,9 @@ impl Runtime {
             fault_point("delete-cgroup-gone");
         }
         let st = hook_state(id, Status::Stopped, None, &saved.bundle, &saved.config);
-        if let Err(e) = hooks::run(saved.config.hooks().as_ref(), hooks::Kind::Poststop, &st) {
-            crate::logging::warn(&e.to_string());
-        }
+        // The runtime-spec: a failing poststop hook is a warning, and the
+        // remaining poststop hooks and the delete go on.
+        hooks::run_warn(saved.config.hooks().as_ref(), hooks::Kind::Poststop, &st);
         self.store.remove(id)
     }
 

@@ -42,9 +42,18 @@ impl Runtime {
         Ok(out)
     }
 
+    /// The pids in the container's cgroup. A stopped container has none
+    /// left to list, which is no error (runc's `ps` prints its header).
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
         let saved = self.store.load(id)?;
-        if saved.cgroup.is_none() && self.store.status(&saved) != Status::Stopped {
+        if self.store.status(&saved) == Status::Stopped {
+            // Whatever outlived the init (no pid namespace) is still shown.
+            return Ok(saved
+                .cgroup
+                .and_then(|cg| cg.pids().ok())
+                .unwrap_or_default());
+        }
+        if saved.cgroup.is_none() {
             // No cgroup (rootless): the processes of the init's pid namespace.
             return Ok(pids_in_pid_namespace_of(saved.pid));
         }

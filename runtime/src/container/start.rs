@@ -69,10 +69,9 @@ impl Runtime {
             &saved.bundle,
             &saved.config,
         );
-        if let Err(e) = hooks::run(saved.config.hooks().as_ref(), hooks::Kind::Poststart, &st) {
-            // The spec: a failing poststart hook is a warning, not a failure.
-            crate::logging::warn(&e.to_string());
-        }
+        // The spec: a failing poststart hook is a warning, not a failure,
+        // and the remaining poststart hooks still run.
+        hooks::run_warn(saved.config.hooks().as_ref(), hooks::Kind::Poststart, &st);
         Ok(())
     }
 }
