@@ -136,6 +136,8 @@ shim_scenarios() {
   r=$($CTR task metrics c-ev2 2>&1 | grep -ci 'memory')
   [ "$r" -ge 1 ] && ok "$LABEL task metrics" || bad "$LABEL task metrics: $($CTR task metrics c-ev2 2>&1 | head -3)"
   $CTR task kill -s SIGKILL c-ev2 >/dev/null 2>&1
+  # The kill is asynchronous: remove the task once it has stopped.
+  for _ in $(seq 50); do [ "$($CTR task ls 2>/dev/null | awk '$1=="c-ev2" {print $3}')" = STOPPED ] && break; sleep 0.1; done
   $CTR task rm c-ev2 >/dev/null 2>&1; $CTR c rm c-ev2 >/dev/null 2>&1
   "${RUN[@]}" --rm --memory-limit 33554432 "$I" c-oom sh -c 'x=$(head -c 67108864 /dev/zero | tr "\0" a)' >/dev/null 2>&1
   sleep 0.5
