@@ -23,6 +23,8 @@ mapfile -t BINS < <(
 # to that binary alone.
 ROBUST=$(test_bins -p berth-tests --test robustness)
 ROBUST_FILTERS="cgroup paused killed_at_any_point"
+# `berth check` on a pure cgroup v2 host.
+CLI=$(test_bins -p berth-tests --test cli_forms)
 [ "${#BINS[@]}" -gt 0 ] || { echo "cgroupv2-guest: no test binaries built" >&2; exit 1; }
 
 # One guest for all binaries: boot costs seconds, so the loop runs inside.
@@ -42,9 +44,11 @@ for bin in $BERTH_BINS; do
 done
 echo "guest: running $(basename "$BERTH_ROBUST") ($BERTH_ROBUST_FILTERS)"
 "$BERTH_ROBUST" --test-threads=2 $BERTH_ROBUST_FILTERS || rc=$?
+echo "guest: running $(basename "$BERTH_CLI") (check)"
+"$BERTH_CLI" --test-threads=2 check_reports || rc=$?
 exit $rc
 '
-export BERTH_BINS="${BINS[*]}" BERTH_ROBUST="$ROBUST" BERTH_ROBUST_FILTERS="$ROBUST_FILTERS"
+export BERTH_BINS="${BINS[*]}" BERTH_ROBUST="$ROBUST" BERTH_ROBUST_FILTERS="$ROBUST_FILTERS" BERTH_CLI="$CLI"
 start=$(date +%s.%N)
 set +e
 "$VM_RUN" -- bash -c "$GUEST_SCRIPT" guest -- "$@"

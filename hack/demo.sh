@@ -19,7 +19,14 @@ cargo build --release -p berth -p berth-shim
 out=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release
 install -m 0755 "$out/berth" /usr/local/bin/berth
 install -m 0755 "$out/containerd-shim-berth-v2" /usr/local/bin/
-echo "demo: installed /usr/local/bin/berth and /usr/local/bin/containerd-shim-berth-v2"
+# Man pages (berth(8) and one per command) and shell completions.
+/usr/local/bin/berth man /usr/local/share/man/man8
+mkdir -p /usr/local/share/bash-completion/completions /usr/local/share/zsh/site-functions \
+  /usr/local/share/fish/vendor_completions.d
+/usr/local/bin/berth completion bash > /usr/local/share/bash-completion/completions/berth
+/usr/local/bin/berth completion zsh > /usr/local/share/zsh/site-functions/_berth
+/usr/local/bin/berth completion fish > /usr/local/share/fish/vendor_completions.d/berth.fish
+echo "demo: installed /usr/local/bin/berth and /usr/local/bin/containerd-shim-berth-v2, man pages in /usr/local/share/man/man8, completions for bash, zsh and fish"
 demo=${BERTH_DEMO_DIR:-/tmp/berth-demo}
 rm -rf "$demo"
 mkdir -p "$demo/rootfs/bin"

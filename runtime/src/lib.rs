@@ -3,6 +3,7 @@
 //! containerd shim links it directly.
 
 pub mod channel;
+pub mod check;
 pub mod container;
 pub mod copyup;
 pub mod error;

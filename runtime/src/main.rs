@@ -28,8 +28,10 @@ struct Cli {
     /// Write log messages to this file.
     #[arg(long, global = true)]
     log: Option<PathBuf>,
+    /// Log format: text (logrus-style lines) or json (what containerd reads).
     #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Log debug lines (to --log, else stderr), with create's phase timings.
     #[arg(long, global = true)]
     debug: bool,
     /// Use systemd to manage cgroups.
@@ -39,6 +41,7 @@ struct Cli {
     /// `spec`: write a config for an unprivileged user.
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
+    /// runc's --criu (path of the criu binary); checkpoint is not implemented.
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
     #[command(subcommand)]
@@ -71,6 +74,7 @@ struct CreateArgs {
     /// Pass N extra fds (3..3+N) to the container.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
+    /// A name for the new container, unique under --root.
     container_id: String,
 }
 
@@ -79,29 +83,40 @@ struct ExecArgs {
     /// A runtime-spec process JSON file; replaces ARGS and the flags below.
     #[arg(short, long)]
     process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal for the process.
     #[arg(short, long)]
     tty: bool,
+    /// Unix socket to send the pty master to (with --tty).
     #[arg(long = "console-socket")]
     console_socket: Option<PathBuf>,
+    /// Return once the process runs; do not wait for it.
     #[arg(short, long)]
     detach: bool,
+    /// File to write the process's pid to.
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
+    /// Working directory of the process (default: the container's).
     #[arg(long)]
     cwd: Option<PathBuf>,
+    /// Set an environment variable, KEY=VALUE (repeatable).
     #[arg(short, long)]
     env: Vec<String>,
     /// UID[:GID]
     #[arg(short, long)]
     user: Option<String>,
+    /// An additional group id of the process (repeatable).
     #[arg(short = 'g', long = "additional-gids")]
     additional_gids: Vec<u32>,
+    /// Add a capability to the process's sets, e.g. CAP_NET_ADMIN (repeatable).
     #[arg(short, long)]
     cap: Vec<String>,
+    /// Set no_new_privs for the process.
     #[arg(long = "no-new-privs")]
     no_new_privs: bool,
+    /// Pass N extra fds (3..3+N) to the process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: u32,
+    /// Run even in a paused container (the process starts frozen).
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
     /// AppArmor profile for the process (default: the container's).
@@ -114,7 +129,9 @@ struct ExecArgs {
     /// PATH, or CONTROLLER[,CONTROLLER]:PATH on cgroup v1 (repeatable).
     #[arg(long = "cgroup", value_name = "[CONTROLLERS:]PATH")]
     cgroup: Vec<String>,
+    /// The container to run the process in.
     container_id: String,
+    /// The command and its arguments (or none, with --process).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
 }
@@ -148,8 +165,10 @@ struct UpdateArgs {
     /// CPU realtime runtime in microseconds per realtime period.
     #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
     cpu_rt_runtime: Option<i64>,
+    /// CPUs the container may use, e.g. 0-3,7.
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use, e.g. 0-1.
     #[arg(long = "cpuset-mems")]
     cpuset_mems: Option<String>,
     /// Maximum number of processes, -1 for unlimited.
@@ -161,8 +180,10 @@ struct UpdateArgs {
     /// Intel RDT memory bandwidth schema (linux.intelRdt.memBwSchema).
     #[arg(long = "mem-bw-schema")]
     mem_bw_schema: Option<String>,
+    /// Block I/O weight, 10-1000.
     #[arg(long = "blkio-weight")]
     blkio_weight: Option<u16>,
+    /// The container to update.
     container_id: String,
 }
 
@@ -171,11 +192,15 @@ enum Cmd {
     /// Create a container; its process waits for `start`.
     Create(CreateArgs),
     /// Start the process of a created container.
-    Start { container_id: String },
+    Start {
+        /// The container to start.
+        container_id: String,
+    },
     /// Create, start and wait for a container.
     Run {
         #[command(flatten)]
         create: CreateArgs,
+        /// Return once the container runs; do not wait for it.
         #[arg(short, long)]
         detach: bool,
         /// Do not delete the container after it exits.
@@ -186,39 +211,61 @@ enum Cmd {
         no_subreaper: bool,
     },
     /// Print a container's state as JSON.
-    State { container_id: String },
+    State {
+        /// The container.
+        container_id: String,
+    },
     /// List containers.
     #[command(alias = "ls")]
     List {
+        /// Output format: table or json.
         #[arg(short, long, default_value = "table")]
         format: String,
+        /// Print only the container ids.
         #[arg(short, long)]
         quiet: bool,
     },
     /// Send a signal to a container's process.
     Kill {
+        /// Signal every process of the container, not only its init.
         #[arg(short, long)]
         all: bool,
+        /// The container.
         container_id: String,
+        /// The signal: a name (TERM, SIGKILL) or a number; 0 checks the
+        /// container exists.
         #[arg(default_value = "SIGTERM")]
         signal: String,
     },
     /// Delete a container.
     Delete {
+        /// Kill a running container first; succeed for one that does not
+        /// exist (and remove what a killed create left).
         #[arg(short, long)]
         force: bool,
+        /// The container.
         container_id: String,
     },
     /// Run a process in a running container.
+    /// Examples: berth exec ID ps; berth exec -t --console-socket S ID sh;
+    /// berth exec --process p.json ID (a runtime-spec process object).
     Exec(ExecArgs),
     /// Freeze every process of a container.
-    Pause { container_id: String },
+    Pause {
+        /// The container.
+        container_id: String,
+    },
     /// Thaw a paused container.
-    Resume { container_id: String },
+    Resume {
+        /// The container.
+        container_id: String,
+    },
     /// List the processes of a container.
     Ps {
+        /// Output format: table (ps(1)'s) or json (the pids).
         #[arg(short, long, default_value = "table")]
         format: String,
+        /// The container.
         container_id: String,
         /// Options passed to ps(1) (default -ef), e.g. `-o pid,comm`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -232,17 +279,40 @@ enum Cmd {
         /// Interval between stats, e.g. 5s or 500ms.
         #[arg(long, default_value = "5s")]
         interval: String,
+        /// The container.
         container_id: String,
     },
     /// Change a running container's resource limits.
+    ///
+    /// Examples: berth update --memory 64m --pids-limit 100 ID;
+    /// berth update --memory -1 ID (unlimited);
+    /// echo '{"memory": {"limit": 67108864}, "cpu": {"quota": 50000}}' | berth update --resources - ID
     Update(UpdateArgs),
     /// Write a default config.json.
     Spec {
+        /// The bundle directory to write config.json in.
         #[arg(short, long, default_value = ".")]
         bundle: PathBuf,
     },
     /// Print the runtime-spec features document.
     Features,
+    /// Check what this host gives a container runtime and what berth will
+    /// therefore do; exits 1 if something berth needs is missing.
+    Check {
+        /// Output format: text or json.
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages, berth(8) and one per command, to a directory.
+    Man {
+        /// Where to write them (e.g. /usr/local/share/man/man8).
+        dir: PathBuf,
+    },
 }
 
 /// runc's layout: the version line, then `key: value` lines.
@@ -285,6 +355,30 @@ fn main() -> ExitCode {
             ExitCode::from(failed)
         }
     }
+}
+
+/// berth.8 and berth-COMMAND.8, from the CLI definition itself.
+fn write_man_pages(dir: &std::path::Path) -> Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+    let cmd = Cli::command().name("berth");
+    let write = |name: &str, c: clap::Command| -> Result<()> {
+        let path = dir.join(format!("{name}.8"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(c)
+            .section("8")
+            .render(&mut out)
+            .with_context(|| format!("rendering {name}.8"))?;
+        std::fs::write(&path, out).with_context(|| format!("{}", path.display()))
+    };
+    write("berth", cmd.clone())?;
+    for sub in cmd.get_subcommands() {
+        let name = format!("berth-{}", sub.get_name());
+        // A one-shot command: the name may live as long as the process.
+        let leaked: &'static str = Box::leak(name.clone().into_boxed_str());
+        write(&name, sub.clone().name(leaked))?;
+    }
+    Ok(())
 }
 
 /// Help and version go to stdout as clap writes them; a usage error is one
@@ -439,6 +533,23 @@ fn dispatch(cli: Cli) -> Result<u8> {
             std::fs::write(&path, serde_json::to_string_pretty(&spec)? + "\n")
                 .with_context(|| format!("writing {}", path.display()))?;
         }
+        Cmd::Check { format } => {
+            let items = berth::check::run();
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&items)?),
+                "text" => print!("{}", berth::check::render(&items)),
+                other => bail!("invalid format option {other:?}: use text or json"),
+            }
+            return Ok(if berth::check::fatal(&items) { 1 } else { 0 });
+        }
+        Cmd::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "berth", &mut out);
+            // A reader that stops early (| head) is no error worth a panic.
+            let _ = std::io::stdout().write_all(&out);
+        }
+        Cmd::Man { dir } => write_man_pages(&dir)?,
         Cmd::Features => {
             println!(
                 "{}",
@@ -853,6 +964,24 @@ fn exec_process(rt: &Runtime, a: &ExecArgs) -> Result<oci_spec::runtime::Process
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_flag_and_argument_of_every_command_is_described() {
+        use clap::CommandFactory;
+        let cmd = super::Cli::command();
+        let mut missing = Vec::new();
+        for sub in std::iter::once(&cmd).chain(cmd.get_subcommands()) {
+            for a in sub.get_arguments() {
+                if a.is_hide_set() || a.get_id() == "help" {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{} {}", sub.get_name(), a.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undescribed: {missing:?}");
+    }
+
     #[test]
     fn version_names_the_spec_version_features_reports() {
         assert!(super::VERSION.contains(&format!("\nspec: {}\n", berth::features::OCI_VERSION_MAX)));

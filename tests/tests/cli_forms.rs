@@ -227,3 +227,83 @@ fn version_prints_runcs_layout_with_v_and_version() {
         assert!(lines.iter().any(|l| l.starts_with("spec: 1.")), "{text}");
     }
 }
+
+#[test]
+fn every_command_has_help_man_pages_and_completions() {
+    let b = Bundle::new("helpman");
+    for c in [
+        "create",
+        "start",
+        "run",
+        "state",
+        "list",
+        "kill",
+        "delete",
+        "exec",
+        "pause",
+        "resume",
+        "ps",
+        "events",
+        "update",
+        "spec",
+        "features",
+        "check",
+        "completion",
+        "man",
+    ] {
+        let out = b.cmd(&[c, "--help"]);
+        assert!(out.status.success(), "{c} --help");
+        assert!(stdout(&out).contains("Usage: "), "{c}");
+    }
+    for sh in ["bash", "zsh", "fish"] {
+        let out = b.cmd(&["completion", sh]);
+        assert!(out.status.success(), "{sh}");
+        assert!(stdout(&out).contains("berth"), "{sh}");
+        assert!(stdout(&out).contains("exec"), "{sh}: no subcommands");
+    }
+    let dir = b.dir.join("man8");
+    let out = b.cmd(&["man", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for page in [
+        "berth.8",
+        "berth-create.8",
+        "berth-exec.8",
+        "berth-update.8",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page} is not a man page");
+    }
+}
+
+#[test]
+fn check_reports_this_host_in_text_and_json() {
+    let b = Bundle::new("check");
+    let out = b.cmd(&["check"]);
+    // This host has everything berth needs (the suite runs containers).
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    for name in [
+        "openat2",
+        "cgroups",
+        "seccomp",
+        "AppArmor",
+        "user namespaces",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    let out = b.cmd(&["check", "--format", "json"]);
+    let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = items.as_array().unwrap();
+    let cg = items.iter().find(|i| i["name"] == "cgroups").unwrap();
+    assert_eq!(cg["status"], "ok");
+    let expect_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    assert_eq!(
+        cg["detail"].as_str().unwrap().contains("cgroup v2"),
+        expect_v2,
+        "{cg}"
+    );
+    let aa = items.iter().find(|i| i["name"] == "AppArmor").unwrap();
+    let has_aa = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y");
+    assert_eq!(aa["status"] == "ok", has_aa, "{aa}");
+}
