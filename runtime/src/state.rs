@@ -279,13 +279,14 @@ impl Store {
         if !init_alive(s) {
             return Status::Stopped;
         }
-        if self.dir(&s.id).join(START_SOCK).exists() {
-            return Status::Created;
-        }
+        // Frozen first: a created container can be paused too (runc).
         if let Some(cg) = &s.cgroup {
             if matches!(cg.freezer_state(), Ok(berth_cgroups::FreezerState::Frozen)) {
                 return Status::Paused;
             }
+        }
+        if self.dir(&s.id).join(START_SOCK).exists() {
+            return Status::Created;
         }
         Status::Running
     }

@@ -120,3 +120,27 @@ fn bad_values_and_unsupported_fields_are_refused_by_name() {
         assert_nothing_left(&b, &id);
     }
 }
+
+#[test]
+fn a_created_container_can_be_paused_and_a_paused_one_refuses_exec_as_runc() {
+    let mut b = Bundle::new("pausecreated");
+    b.args(&["/probe", "sleep", "600"]);
+    let (id, out) = b.create("p");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = b.cmd(&["pause", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(b.status(&id), "paused");
+    let out = b.cmd(&["exec", &id, "/bin/true"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("cannot exec in a paused container"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(b.cmd(&["resume", &id]).status.success());
+    assert_eq!(b.status(&id), "created");
+    assert!(b.cmd(&["start", &id]).status.success());
+    assert_eq!(b.status(&id), "running");
+    assert!(b.cmd(&["delete", "--force", &id]).status.success());
+    assert_nothing_left(&b, &id);
+}

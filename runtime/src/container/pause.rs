@@ -8,7 +8,8 @@ impl Runtime {
     /// Freezes every process of the container.
     pub fn pause(&self, id: &str) -> Result<()> {
         let _lock = self.store.lock(id)?;
-        let (_, cg) = self.running_cgroup(id, &[Status::Running], "pause")?;
+        // runc pauses a created container as well as a running one.
+        let (_, cg) = self.running_cgroup(id, &[Status::Running, Status::Created], "pause")?;
         cg.freeze().map_err(Error::from)
     }
 
