@@ -143,21 +143,32 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     let mut console_slave: Option<OwnedFd> = None;
     let mut state_json = Vec::new();
 
+    // Without a mount namespace (new or joined) the container shares the
+    // host's filesystem, as the runtime-spec allows and runc does: nothing
+    // is mounted, masked, pivoted or made read-only (that would change the
+    // host's). `create` has warned about what that leaves out.
+    let own_mounts = b.new.contains(&LinuxNamespaceType::Mount)
+        || b.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount);
     if b.mode == Mode::Create {
         let devnull = rootfs::open_devnull()?;
         // A mount namespace joined by path gets the full rootfs set-up too,
         // inside it (runc's behaviour): the container never runs on
         // whatever that namespace has at /.
-        let mut fs = rootfs::prepare(&b.spec, &b.rootfs, in_userns)?;
-        for (i, fd) in &b.mount_fds {
-            // SAFETY: the parent passed us this fd; nothing else owns it.
-            fs.pre_opened
-                .insert(*i, unsafe { OwnedFd::from_raw_fd(*fd) });
-        }
-        fs.mount_all(&b.spec, &b.bundle)?;
-        fs.setup_dev(&b.spec)?;
-        fs.ensure_cwd(b.process.cwd())?;
-        fs.finish_dev(&b.spec)?;
+        let fs = if own_mounts {
+            let mut fs = rootfs::prepare(&b.spec, &b.rootfs, in_userns)?;
+            for (i, fd) in &b.mount_fds {
+                // SAFETY: the parent passed us this fd; nothing else owns it.
+                fs.pre_opened
+                    .insert(*i, unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+            fs.mount_all(&b.spec, &b.bundle)?;
+            fs.setup_dev(&b.spec)?;
+            fs.ensure_cwd(b.process.cwd())?;
+            fs.finish_dev(&b.spec)?;
+            Some(fs)
+        } else {
+            None
+        };
         ch.send(&Msg::RunHooks)?;
         state_json = match ch.recv()? {
             Some(Msg::HooksDone { state }) => state.into_bytes(),
@@ -176,19 +187,21 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         if let Some(adj) = b.process.oom_score_adj() {
             write_oom_score_adj(adj)?;
         }
-        if let Some(m) = linux.and_then(|l| l.masked_paths().as_ref()) {
-            fs.mask_paths(m, devnull.as_fd())?;
-        }
-        if let Some(r) = linux.and_then(|l| l.readonly_paths().as_ref()) {
-            fs.readonly_paths(r)?;
-        }
-        fs.pivot(b.no_pivot)?;
-        // The rootfs bind had to be private for pivot_root; now give the
-        // container's / the propagation the config asks for.
-        if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-            let flag = crate::mounts::propagation_flag(p).unwrap_or(0);
-            sys::mount(None, Path::new("/"), None, flag, None)
-                .map_err(|e| Error::Config(format!("linux.rootfsPropagation {p}: {e}")))?;
+        if let Some(fs) = &fs {
+            if let Some(m) = linux.and_then(|l| l.masked_paths().as_ref()) {
+                fs.mask_paths(m, devnull.as_fd())?;
+            }
+            if let Some(r) = linux.and_then(|l| l.readonly_paths().as_ref()) {
+                fs.readonly_paths(r)?;
+            }
+            fs.pivot(b.no_pivot)?;
+            // The rootfs bind had to be private for pivot_root; now give the
+            // container's / the propagation the config asks for.
+            if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+                let flag = crate::mounts::propagation_flag(p).unwrap_or(0);
+                sys::mount(None, Path::new("/"), None, flag, None)
+                    .map_err(|e| Error::Config(format!("linux.rootfsPropagation {p}: {e}")))?;
+            }
         }
         drop(devnull);
         if let Some(h) = b.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -206,9 +219,10 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
             }
         }
         if b.process.terminal() == Some(true) {
-            console_slave = Some(setup_console(b, true)?);
+            // /dev/console is bound only in a mount namespace of our own.
+            console_slave = Some(setup_console(b, own_mounts)?);
         }
-        if b.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        if own_mounts && b.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
             rootfs::readonly_root()?;
         }
     } else {

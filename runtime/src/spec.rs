@@ -221,8 +221,49 @@ pub fn validate_for_create_ext(spec: &Spec, extras: &Extras, bundle: &Path) -> R
         }
     }
     if !has_namespace(spec, LinuxNamespaceType::Mount) {
-        return Err(Error::Config(
-            "linux.namespaces: berth requires a mount namespace".into(),
+        // The runtime-spec allows it (runc runs such a container): it then
+        // shares the host's filesystem, so what would change the host's
+        // mounts is not done. Said out loud, never silently.
+        let skipped: Vec<&str> = [
+            (
+                spec.mounts().as_ref().is_some_and(|m| !m.is_empty()),
+                "mounts",
+            ),
+            (
+                linux.masked_paths().as_ref().is_some_and(|m| !m.is_empty()),
+                "linux.maskedPaths",
+            ),
+            (
+                linux
+                    .readonly_paths()
+                    .as_ref()
+                    .is_some_and(|m| !m.is_empty()),
+                "linux.readonlyPaths",
+            ),
+            (
+                linux.devices().as_ref().is_some_and(|m| !m.is_empty()),
+                "linux.devices",
+            ),
+            (
+                spec.root().as_ref().and_then(|r| r.readonly()) == Some(true),
+                "root.readonly",
+            ),
+            (
+                linux.rootfs_propagation().is_some(),
+                "linux.rootfsPropagation",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(set, f)| set.then_some(f))
+        .collect();
+        crate::logging::warn(&format!(
+            "linux.namespaces has no mount namespace: the container shares the host's \
+             filesystem (root.path is not its root){}",
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; not applied: {}", skipped.join(", "))
+            }
         ));
     }
     // A uts namespace joined by path may be given a name: it is that

@@ -144,3 +144,37 @@ fn a_created_container_can_be_paused_and_a_paused_one_refuses_exec_as_runc() {
     assert!(b.cmd(&["delete", "--force", &id]).status.success());
     assert_nothing_left(&b, &id);
 }
+
+#[test]
+fn a_container_without_a_mount_namespace_shares_the_hosts_filesystem_and_changes_none_of_it() {
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    let mut b = Bundle::new("nomntns");
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    // The host's view: the probe by its host path, a file only the host has.
+    let marker = b.dir.join("host-only");
+    std::fs::write(&marker, "seen").unwrap();
+    let probe = b.rootfs().join("probe");
+    b.args(&[probe.to_str().unwrap(), "read", marker.to_str().unwrap()]);
+    let (code, out, err) = b.run("n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "seen");
+    assert!(
+        err.contains("no mount namespace") && err.contains("root.readonly"),
+        "the warning is missing: {err}"
+    );
+    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(mounts_before, mounts_after, "the host's mounts changed");
+    // The host's / is still writable.
+    let probe_file = std::path::Path::new("/tmp").join(format!("nomntns-{}", std::process::id()));
+    std::fs::write(&probe_file, "w").unwrap();
+    std::fs::remove_file(&probe_file).unwrap();
+}
