@@ -220,52 +220,7 @@ pub fn validate_for_create_ext(spec: &Spec, extras: &Extras, bundle: &Path) -> R
             }
         }
     }
-    if !has_namespace(spec, LinuxNamespaceType::Mount) {
-        // The runtime-spec allows it (runc runs such a container): it then
-        // shares the host's filesystem, so what would change the host's
-        // mounts is not done. Said out loud, never silently.
-        let skipped: Vec<&str> = [
-            (
-                spec.mounts().as_ref().is_some_and(|m| !m.is_empty()),
-                "mounts",
-            ),
-            (
-                linux.masked_paths().as_ref().is_some_and(|m| !m.is_empty()),
-                "linux.maskedPaths",
-            ),
-            (
-                linux
-                    .readonly_paths()
-                    .as_ref()
-                    .is_some_and(|m| !m.is_empty()),
-                "linux.readonlyPaths",
-            ),
-            (
-                linux.devices().as_ref().is_some_and(|m| !m.is_empty()),
-                "linux.devices",
-            ),
-            (
-                spec.root().as_ref().and_then(|r| r.readonly()) == Some(true),
-                "root.readonly",
-            ),
-            (
-                linux.rootfs_propagation().is_some(),
-                "linux.rootfsPropagation",
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(set, f)| set.then_some(f))
-        .collect();
-        crate::logging::warn(&format!(
-            "linux.namespaces has no mount namespace: the container shares the host's \
-             filesystem (root.path is not its root){}",
-            if skipped.is_empty() {
-                String::new()
-            } else {
-                format!("; not applied: {}", skipped.join(", "))
-            }
-        ));
-    }
+
     // A uts namespace joined by path may be given a name: it is that
     // namespace's, as with runc. Only the host's own would be renamed.
     for (field, set) in [
@@ -361,6 +316,53 @@ pub fn validate_for_create_ext(spec: &Spec, extras: &Extras, bundle: &Path) -> R
     }
     if let Some(hooks) = spec.hooks() {
         crate::hooks::validate(hooks)?;
+    }
+    // Last, once the config is known good (a refused one gets one line).
+    if !has_namespace(spec, LinuxNamespaceType::Mount) {
+        // The runtime-spec allows it (runc runs such a container): it then
+        // shares the host's filesystem, so what would change the host's
+        // mounts is not done. Said out loud, never silently.
+        let skipped: Vec<&str> = [
+            (
+                spec.mounts().as_ref().is_some_and(|m| !m.is_empty()),
+                "mounts",
+            ),
+            (
+                linux.masked_paths().as_ref().is_some_and(|m| !m.is_empty()),
+                "linux.maskedPaths",
+            ),
+            (
+                linux
+                    .readonly_paths()
+                    .as_ref()
+                    .is_some_and(|m| !m.is_empty()),
+                "linux.readonlyPaths",
+            ),
+            (
+                linux.devices().as_ref().is_some_and(|m| !m.is_empty()),
+                "linux.devices",
+            ),
+            (
+                spec.root().as_ref().and_then(|r| r.readonly()) == Some(true),
+                "root.readonly",
+            ),
+            (
+                linux.rootfs_propagation().is_some(),
+                "linux.rootfsPropagation",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(set, f)| set.then_some(f))
+        .collect();
+        crate::logging::warn(&format!(
+            "linux.namespaces has no mount namespace: the container shares the host's \
+             filesystem (root.path is not its root){}",
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; not applied: {}", skipped.join(", "))
+            }
+        ));
     }
     Ok(rootfs)
 }
