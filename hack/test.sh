@@ -19,6 +19,8 @@ REL=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-gnu/release
 BERTH_BIN=$(readlink -f "$REL/berth") \
   cargo test -p berth-tests --test lifecycle --test exec -- --test-threads 2
 "$REL/containerd-shim-berth-v2" -info > /dev/null
+# The README's first command, as written, in a fresh clone.
+hack/readme-check.sh
 # Real clients: containerd 1.7 and 2.1 (from Debian's newer suites) driving
 # berth through their stock runc shim (each scenario also run with runc) and
 # through berth's own shim, by ctr and by the Kubernetes CRI; podman; Docker

@@ -261,3 +261,51 @@ fn a_bind_source_the_mapped_root_cannot_reach_still_mounts() {
     let r = b.report();
     assert!(has_opt(mount(&r, "/data").unwrap(), "ro"));
 }
+
+#[test]
+fn exec_with_a_terminal_gets_the_console_size_it_asks_for() {
+    let mut b = Bundle::new("execsize");
+    b.args(&["/probe", "sleep", "600"]);
+    let (id, out) = b.create("s");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(b.cmd(&["start", &id]).status.success());
+    let sock = b.dir.join("exec-console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        recv_with_fd(&conn).1
+    });
+    let pfile = b.dir.join("p.json");
+    std::fs::write(
+        &pfile,
+        json!({"args": ["/probe", "setsid-tty"], "cwd": "/", "terminal": true,
+               "consoleSize": {"height": 21, "width": 87}, "user": {"uid": 0, "gid": 0}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = b.detached(&[
+        "exec",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--process",
+        pfile.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut f = std::fs::File::from(receiver.join().unwrap());
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&text).trim()).unwrap();
+    assert_eq!(
+        (v["rows"].as_u64(), v["cols"].as_u64()),
+        (Some(21), Some(87)),
+        "{v}"
+    );
+    assert!(b.cmd(&["delete", "--force", &id]).status.success());
+}
