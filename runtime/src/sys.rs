@@ -376,16 +376,24 @@ pub fn fchownat_empty(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> 
 }
 
 pub fn write_all_fd(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
-    let mut off = 0;
-    while off < data.len() {
+    write_all_with(data, |rest| {
         // SAFETY: the slice is valid for its length.
-        let r = unsafe {
+        unsafe {
             libc::write(
                 fd.as_raw_fd(),
-                data[off..].as_ptr() as *const libc::c_void,
-                data.len() - off,
+                rest.as_ptr() as *const libc::c_void,
+                rest.len(),
             )
-        };
+        }
+    })
+}
+
+/// Writes all of `data` through `write` (a write(2)-like call on what is
+/// left), retrying interrupted calls.
+fn write_all_with(data: &[u8], write: impl Fn(&[u8]) -> isize) -> io::Result<()> {
+    let mut off = 0;
+    while off < data.len() {
+        let r = write(&data[off..]);
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -465,27 +473,17 @@ pub fn fchmod_path(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
 /// Writes all of `data` to a socket without raising SIGPIPE when the peer
 /// is gone (the init runs with SIGPIPE's default action restored).
 pub fn send_nosignal(sock: BorrowedFd<'_>, data: &[u8]) -> io::Result<()> {
-    let mut off = 0;
-    while off < data.len() {
+    write_all_with(data, |rest| {
         // SAFETY: the slice is valid for its length.
-        let r = unsafe {
+        unsafe {
             libc::send(
                 sock.as_raw_fd(),
-                data[off..].as_ptr() as *const libc::c_void,
-                data.len() - off,
+                rest.as_ptr() as *const libc::c_void,
+                rest.len(),
                 libc::MSG_NOSIGNAL,
             )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
         }
-        off += r as usize;
-    }
-    Ok(())
+    })
 }
 
 pub fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {

@@ -25,7 +25,8 @@ fn running(b: &mut Bundle, name: &str) -> String {
     b.args(&["/probe", "sleep", "600"]);
     let (id, out) = b.create(name);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(b.cmd(&["start", &id]).status.success());
+    let out = b.cmd(&["start", &id]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
     id
 }
 

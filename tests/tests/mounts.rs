@@ -107,20 +107,10 @@ fn tmpcopyup_is_refused_where_it_cannot_apply() {
     assert_nothing_left(&b, &id);
 }
 
-fn userns(b: &mut Bundle) {
-    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
-    ns.push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    for p in [b.dir.clone(), b.rootfs()] {
-        std::os::unix::fs::chown(&p, Some(100000), Some(100000)).unwrap();
-    }
-}
-
 #[test]
 fn idmapped_bind_mounts_keep_file_owners_as_the_container_sees_them() {
     let mut b = Bundle::new("idmap");
-    userns(&mut b);
+    with_userns(&mut b);
     let vol = b.dir.join("vol");
     std::fs::create_dir_all(vol.join("sub")).unwrap();
     std::fs::write(vol.join("f"), "root's").unwrap();
@@ -184,7 +174,7 @@ fn idmap_without_mappings_or_on_a_non_bind_mount_is_refused() {
     assert!(stderr(&out).contains("uidMappings"), "{}", stderr(&out));
     assert_nothing_left(&b, &id);
     let mut b = Bundle::new("idmaptmpfs");
-    userns(&mut b);
+    with_userns(&mut b);
     b.config["mounts"].as_array_mut().unwrap().push(
         json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
     );

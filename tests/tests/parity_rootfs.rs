@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::io::Read;
-use std::os::unix::net::UnixListener;
-
 use common::*;
 use serde_json::json;
 
@@ -126,16 +123,12 @@ fn an_empty_namespace_path_means_a_new_namespace() {
 #[test]
 fn time_offsets_apply_together_with_a_user_namespace() {
     let mut b = Bundle::new("timeuser");
-    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
-    ns.push(json!({"type": "user"}));
-    ns.push(json!({"type": "time"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    with_userns(&mut b);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
     b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400000, "nanosecs": 0}});
-    // The rootfs must be reachable by the mapped root.
-    for p in [b.dir.clone(), b.rootfs()] {
-        std::os::unix::fs::chown(&p, Some(100000), Some(100000)).unwrap();
-    }
     b.args(&["/bin/cat", "/proc/uptime"]);
     let (code, out, err) = b.run("t");
     assert_eq!(code, 0, "{err}");
@@ -165,7 +158,7 @@ fn a_symlinked_destination_under_proc_or_sys_is_refused_in_runcs_words() {
 fn the_console_is_the_users_and_output_lines_keep_plain_newlines() {
     let mut b = Bundle::new("ttyown");
     let sock = b.dir.join("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = console_socket(&sock);
     b.config["process"]["terminal"] = json!(true);
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     b.args(&[
@@ -173,10 +166,6 @@ fn the_console_is_the_users_and_output_lines_keep_plain_newlines() {
         "-c",
         "stat -c %u /proc/self/fd/0; echo a; echo b",
     ]);
-    let receiver = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        recv_with_fd(&conn).1
-    });
     let id = b.id("t");
     b.write_config();
     let out = b.detached(&[
@@ -188,18 +177,9 @@ fn the_console_is_the_users_and_output_lines_keep_plain_newlines() {
         &id,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let master = receiver.join().unwrap();
+    let (_, master) = receiver.join().unwrap();
     assert!(b.cmd(&["start", &id]).status.success());
-    let mut f = std::fs::File::from(master);
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        text.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&text).into_owned();
+    let text = read_master(master);
     assert_eq!(text, "1000\na\nb\n", "{text:?}");
 }
 
@@ -212,19 +192,12 @@ fn cgroup_v1_hierarchies_are_bound_in_a_user_namespace_with_a_read_only_root() {
         let mut b = Bundle::new("usercg");
         let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
         ns.retain(|n| n["type"] != "cgroup");
-        ns.push(json!({"type": "user"}));
         if cgroupns {
             ns.push(json!({"type": "cgroup"}));
         }
-        b.config["linux"]["uidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        b.config["linux"]["gidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        with_userns(&mut b);
         b.config["linux"]["resources"] = json!({"pids": {"limit": 77}});
         b.config["root"]["readonly"] = json!(true);
-        for p in [b.dir.clone(), b.rootfs()] {
-            std::os::unix::fs::chown(&p, Some(100000), Some(100000)).unwrap();
-        }
         // The container's own pids cgroup, with its limit, is what it sees.
         b.args(&["/bin/cat", "/sys/fs/cgroup/pids/pids.max"]);
         let (code, out, err) = b.run("c");
@@ -242,17 +215,11 @@ fn a_bind_source_the_mapped_root_cannot_reach_still_mounts() {
     std::fs::create_dir_all(secret.join("inner")).unwrap();
     std::fs::write(secret.join("inner/f"), "reached").unwrap();
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
-    ns.push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    with_userns(&mut b);
     b.config["mounts"].as_array_mut().unwrap().push(json!({
         "destination": "/data", "type": "bind",
         "source": secret.join("inner"), "options": ["rbind", "ro"]
     }));
-    for p in [b.dir.clone(), b.rootfs()] {
-        std::os::unix::fs::chown(&p, Some(100000), Some(100000)).unwrap();
-    }
     b.args(&["/bin/cat", "/data/f"]);
     let (code, out, err) = b.run("h");
     assert_eq!(code, 0, "{err}");
@@ -270,11 +237,7 @@ fn exec_with_a_terminal_gets_the_console_size_it_asks_for() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(b.cmd(&["start", &id]).status.success());
     let sock = b.dir.join("exec-console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let receiver = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        recv_with_fd(&conn).1
-    });
+    let receiver = console_socket(&sock);
     let pfile = b.dir.join("p.json");
     std::fs::write(
         &pfile,
@@ -292,16 +255,8 @@ fn exec_with_a_terminal_gets_the_console_size_it_asks_for() {
         &id,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut f = std::fs::File::from(receiver.join().unwrap());
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        text.extend_from_slice(&buf[..n]);
-    }
-    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&text).trim()).unwrap();
+    let (_, master) = receiver.join().unwrap();
+    let v: serde_json::Value = serde_json::from_str(read_master(master).trim()).unwrap();
     assert_eq!(
         (v["rows"].as_u64(), v["cols"].as_u64()),
         (Some(21), Some(87)),

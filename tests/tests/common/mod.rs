@@ -347,3 +347,47 @@ pub fn fd_numbers(report: &Value) -> Vec<u64> {
         .map(|f| f["fd"].as_u64().unwrap())
         .collect()
 }
+
+/// The host ids a user-namespaced test container's root and users map to.
+pub const USERNS_BASE: u32 = 100000;
+
+/// Gives the bundle a new user namespace mapping 0..65536 to
+/// USERNS_BASE.., and makes the bundle and rootfs its root's.
+pub fn with_userns(b: &mut Bundle) {
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    let map = serde_json::json!([{"containerID": 0, "hostID": USERNS_BASE, "size": 65536}]);
+    b.config["linux"]["uidMappings"] = map.clone();
+    b.config["linux"]["gidMappings"] = map;
+    for p in [b.dir.clone(), b.rootfs()] {
+        std::os::unix::fs::chown(&p, Some(USERNS_BASE), Some(USERNS_BASE)).unwrap();
+    }
+}
+
+/// Everything a pty master yields until the container's side closes (EIO).
+pub fn read_master(master: std::os::fd::OwnedFd) -> String {
+    use std::io::Read;
+    let mut f = std::fs::File::from(master);
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// A console socket at `path`, and a thread that takes the one pty master
+/// sent to it.
+pub fn console_socket(path: &Path) -> std::thread::JoinHandle<(String, std::os::fd::OwnedFd)> {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let (name, fd) = recv_with_fd(&conn);
+        (String::from_utf8_lossy(&name).into_owned(), fd)
+    })
+}
