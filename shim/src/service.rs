@@ -314,20 +314,106 @@ impl Shim {
 /// exit callbacks keep their own.
 struct Service(Arc<Shim>);
 
-fn runtime_for(ns: &str, options: &MessageField<protobuf::well_known_types::any::Any>) -> Runtime {
+/// The runtime a container's Create asks for: its state root and whether
+/// its cgroup is a systemd scope. runc's options (containerd's runc
+/// handlers) say so directly; other handler types get containerd's generic
+/// `runtimeoptions.v1.Options`, whose TOML text (inline, or in the file it
+/// names) carries `SystemdCgroup = true`; and a client that sends nothing
+/// (Docker) is known by its systemd-style cgroups path on a systemd host.
+fn runtime_for(
+    ns: &str,
+    options: &MessageField<protobuf::well_known_types::any::Any>,
+    bundle: &std::path::Path,
+) -> Runtime {
     let mut root = manager::runtime_root(ns);
-    let mut systemd = false;
+    let mut systemd = None;
     if let Some(o) = options.as_ref() {
         if o.type_url.ends_with("containerd.runc.v1.Options") {
             if let Ok(opts) = RuncOptions::parse_from_bytes(&o.value) {
                 if !opts.root.is_empty() {
                     root = PathBuf::from(opts.root).join(ns);
                 }
-                systemd = opts.systemd_cgroup;
+                systemd = Some(opts.systemd_cgroup);
             }
+        } else if o.type_url.ends_with("runtimeoptions.v1.Options") {
+            systemd = generic_options_systemd(&o.value);
         }
     }
+    let systemd = systemd.unwrap_or_else(|| systemd_style_cgroups_path(bundle));
     Runtime::new(root, systemd)
+}
+
+/// `SystemdCgroup` from containerd's `runtimeoptions.v1.Options`: field 2
+/// is a config file's path, field 3 the TOML text itself.
+fn generic_options_systemd(msg: &[u8]) -> Option<bool> {
+    let (mut path, mut body) = (None, None);
+    let mut i = 0;
+    let varint = |i: &mut usize| -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *msg.get(*i)?;
+            *i += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    };
+    while i < msg.len() {
+        let key = varint(&mut i)?;
+        match key & 7 {
+            0 => {
+                varint(&mut i)?;
+            }
+            2 => {
+                let len = varint(&mut i)? as usize;
+                let bytes = msg.get(i..i.checked_add(len)?)?;
+                i += len;
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                match key >> 3 {
+                    2 => path = Some(text),
+                    3 => body = Some(text),
+                    _ => {}
+                }
+            }
+            _ => return None,
+        }
+    }
+    let toml = match (
+        body.filter(|b| !b.is_empty()),
+        path.filter(|p| !p.is_empty()),
+    ) {
+        (Some(b), _) => b,
+        (None, Some(p)) => std::fs::read_to_string(p).ok()?,
+        (None, None) => return None,
+    };
+    toml.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "SystemdCgroup").then(|| v.trim() == "true")
+    })
+}
+
+/// A cgroups path like `system.slice:docker:ID` or
+/// `kubepods-besteffort.slice:cri-containerd:ID` on a host run by systemd:
+/// the client means a systemd scope (as kata does, since Docker sends no
+/// options at all).
+fn systemd_style_cgroups_path(bundle: &std::path::Path) -> bool {
+    if !std::path::Path::new("/run/systemd/system").is_dir() {
+        return false;
+    }
+    let Ok(data) = std::fs::read(bundle.join("config.json")) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) else {
+        return false;
+    };
+    v.pointer("/linux/cgroupsPath")
+        .and_then(|p| p.as_str())
+        .is_some_and(|p| {
+            let parts: Vec<&str> = p.split(':').collect();
+            parts.len() == 3 && parts[0].ends_with(".slice") && !parts[0].contains('/')
+        })
 }
 
 impl Task for Service {
@@ -345,8 +431,8 @@ impl Task for Service {
                 format!("container {} already exists", req.id),
             ));
         }
-        let rt = Arc::new(runtime_for(&shim.namespace, &req.options));
         let bundle = PathBuf::from(&req.bundle);
+        let rt = Arc::new(runtime_for(&shim.namespace, &req.options, &bundle));
         let rootfs_path = bundle.join("rootfs");
         rootfs::mount_all(&req.rootfs, &rootfs_path)
             .map_err(|e| rpc_err(Code::INVALID_ARGUMENT, e))?;
@@ -860,4 +946,27 @@ pub fn serve(f: &Flags) -> Result<(), String> {
         let _ = std::fs::remove_file(&shim.socket);
     }
     std::process::exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn systemd_cgroup_is_read_from_containerds_generic_options() {
+        // Field 3 (the TOML body), as containerd's CRI sends it.
+        let msg = |body: &[u8]| {
+            let mut m = vec![0x1a, body.len() as u8];
+            m.extend_from_slice(body);
+            m
+        };
+        assert_eq!(
+            super::generic_options_systemd(&msg(b"SystemdCgroup = true\n")),
+            Some(true)
+        );
+        assert_eq!(
+            super::generic_options_systemd(&msg(b"BinaryName = \"x\"\nSystemdCgroup = false\n")),
+            Some(false)
+        );
+        assert_eq!(super::generic_options_systemd(&msg(b"")), None);
+        assert_eq!(super::generic_options_systemd(&[]), None);
+    }
 }
