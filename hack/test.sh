@@ -38,4 +38,7 @@ if [ "${BERTH_SKIP_V2_GUEST:-0}" != 1 ]; then
   hack/systemd-guest.sh
   # Neither AppArmor nor SELinux is on here: both in guests that have them.
   hack/lsm-guest.sh
+  # A stock node: systemd, cgroup v2 and AppArmor together, driven by
+  # containerd 2.1's CRI, ctr and Docker, berth in every seat beside runc.
+  hack/node-guest.sh
 fi
