@@ -499,8 +499,13 @@ impl Manager {
     /// exists; a cgroup not made yet (a systemd scope) passes.
     pub fn check_usable(&self) -> Result<()> {
         const FIELD: &str = "linux.cgroupsPath";
+        // systemd makes the scope when the init is placed in it, and
+        // refuses a unit name already taken with words of its own.
+        if let Manager::Systemd(_) = self {
+            return Ok(());
+        }
         let frozen = match self {
-            Manager::Systemd(_) => false,
+            Manager::Systemd(_) => unreachable!("returned above"),
             Manager::V1(m) => matches!(m.freezer_state(), Ok(FreezerState::Frozen)),
             Manager::V2(m) => std::fs::read_to_string(m.dir().join("cgroup.events"))
                 .is_ok_and(|t| t.lines().any(|l| l.trim() == "frozen 1")),
