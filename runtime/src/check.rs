@@ -83,6 +83,16 @@ pub fn run() -> Vec<Item> {
         "bind mounts are made on file descriptors; recursive mount options and idmapped mounts need mount_setattr",
         true,
     ));
+    // Idmapped mounts: mount_setattr with MOUNT_ATTR_IDMAP (5.12); a
+    // kernel without it refuses the attribute with EINVAL.
+    let idmap = syscall_exists(libc::SYS_mount_setattr, [-1, 0, 0, 0, 0]);
+    out.push(item(
+        "idmapped mounts",
+        idmap,
+        "mount_setattr(2) with MOUNT_ATTR_IDMAP (Linux 5.12; the filesystem must support it too)",
+        "the idmap and ridmap mount options and mounts' own uid/gid mappings",
+        false,
+    ));
     out.push(item(
         "pidfd",
         syscall_exists(libc::SYS_pidfd_open, [-1, 0, 0, 0, 0]),
@@ -177,12 +187,15 @@ pub fn run() -> Vec<Item> {
         }
         Ok(berth_cgroups::Layout::Hybrid) => (
             true,
-            "cgroup v1 controllers with a cgroup2 mount beside them (hybrid)".to_string(),
+            format!(
+                "cgroup v1 controllers ({}) with a cgroup2 mount beside them (hybrid)",
+                v1_controllers()
+            ),
             "limits through the v1 controllers",
         ),
         Ok(berth_cgroups::Layout::Legacy) => (
             true,
-            "cgroup v1".to_string(),
+            format!("cgroup v1 ({})", v1_controllers()),
             "limits through the v1 controllers",
         ),
         Err(e) => (
@@ -225,7 +238,10 @@ pub fn run() -> Vec<Item> {
     out.push(item(
         "seccomp",
         !actions.is_empty(),
-        format!("actions: {actions}"),
+        format!(
+            "actions: {actions}; filter flags: {}",
+            berth_seccomp::supported_flags().join(", ")
+        ),
         if actions.contains("user_notif") {
             "seccomp profiles, SCMP_ACT_NOTIFY included"
         } else {
@@ -267,6 +283,20 @@ pub fn run() -> Vec<Item> {
         false,
     ));
     out
+}
+
+/// The v1 controllers the kernel has enabled (/proc/cgroups).
+fn v1_controllers() -> String {
+    read("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && f[3] == "1").then(|| f[0].to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The report as people read it: one line an item.
