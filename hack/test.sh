@@ -21,6 +21,12 @@ BERTH_BIN=$(readlink -f "$REL/berth") \
 "$REL/containerd-shim-berth-v2" -info > /dev/null
 # The README's first command, as written, in a fresh clone.
 hack/readme-check.sh
+# The OCI runtime validation suite (opencontainers/runtime-tools, from
+# ../shared/conformance) against debug berth: every program listed in
+# tests/conformance/expected-berth.txt must pass (docs/conformance.md).
+if [ "${BERTH_SKIP_CONFORMANCE:-0}" != 1 ]; then
+  hack/conformance.sh
+fi
 # Real clients: containerd 1.7 and 2.1 (from Debian's newer suites) driving
 # berth through their stock runc shim (each scenario also run with runc) and
 # through berth's own shim, by ctr and by the Kubernetes CRI; podman; Docker
