@@ -144,9 +144,10 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
     let mut state_json = Vec::new();
 
     // Without a mount namespace (new or joined) the container shares the
-    // host's filesystem, as the runtime-spec allows and runc does: nothing
-    // is mounted, masked, pivoted or made read-only (that would change the
-    // host's). `create` has warned about what that leaves out.
+    // host's mounts, as the runtime-spec allows: nothing is mounted, masked,
+    // pivoted or made read-only (that would change the host's), and its
+    // root is root.path by chroot. `create` has warned about what that
+    // leaves out.
     let own_mounts = b.new.contains(&LinuxNamespaceType::Mount)
         || b.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount);
     if b.mode == Mode::Create {
@@ -187,6 +188,11 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
         if let Some(adj) = b.process.oom_score_adj() {
             write_oom_score_adj(adj)?;
         }
+        if fs.is_none() {
+            // No mount namespace: the host's mounts stay as they are, but
+            // the container's root is still root.path (a chroot, as runc's).
+            chroot_into(&b.rootfs)?;
+        }
         if let Some(fs) = &fs {
             if let Some(m) = linux.and_then(|l| l.masked_paths().as_ref()) {
                 fs.mask_paths(m, devnull.as_fd())?;
@@ -226,6 +232,10 @@ fn run(ch: &mut Channel, b: &Bootstrap) -> Result<Never> {
             rootfs::readonly_root()?;
         }
     } else {
+        if !own_mounts {
+            // The container's root is its rootfs by chroot (see create).
+            chroot_into(&b.rootfs)?;
+        }
         if let Some(adj) = b.process.oom_score_adj() {
             write_oom_score_adj(adj)?;
         }
@@ -498,6 +508,17 @@ fn namespaces(ch: &mut Channel, b: &Bootstrap) -> Result<bool> {
         unsafe { libc::_exit(0) };
     }
     Ok(true)
+}
+
+/// chroot(2) into `root` and go to its top.
+fn chroot_into(root: &Path) -> Result<()> {
+    std::env::set_current_dir(root).map_err(|e| Error::io(root, e))?;
+    let dot = sys::cstring(".").expect("no NUL");
+    // SAFETY: a valid C string.
+    if unsafe { libc::chroot(dot.as_ptr()) } != 0 {
+        return Err(Error::sys("chroot", std::io::Error::last_os_error()));
+    }
+    std::env::set_current_dir("/").map_err(|e| Error::io("/", e))
 }
 
 fn write_time_offsets(offsets: &HashMap<String, oci_spec::runtime::LinuxTimeOffset>) -> Result<()> {

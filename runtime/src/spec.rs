@@ -356,7 +356,7 @@ pub fn validate_for_create_ext(spec: &Spec, extras: &Extras, bundle: &Path) -> R
         .collect();
         crate::logging::warn(&format!(
             "linux.namespaces has no mount namespace: the container shares the host's \
-             filesystem (root.path is not its root){}",
+             mounts (its root is root.path, by chroot){}",
             if skipped.is_empty() {
                 String::new()
             } else {

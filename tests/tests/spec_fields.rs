@@ -146,7 +146,7 @@ fn a_created_container_can_be_paused_and_a_paused_one_refuses_exec_as_runc() {
 }
 
 #[test]
-fn a_container_without_a_mount_namespace_shares_the_hosts_filesystem_and_changes_none_of_it() {
+fn a_container_without_a_mount_namespace_shares_the_hosts_mounts_and_changes_none_of_them() {
     let mounts_before = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -156,11 +156,9 @@ fn a_container_without_a_mount_namespace_shares_the_hosts_filesystem_and_changes
         .as_array_mut()
         .unwrap()
         .retain(|n| n["type"] != "mount");
-    // The host's view: the probe by its host path, a file only the host has.
-    let marker = b.dir.join("host-only");
-    std::fs::write(&marker, "seen").unwrap();
-    let probe = b.rootfs().join("probe");
-    b.args(&[probe.to_str().unwrap(), "read", marker.to_str().unwrap()]);
+    // Its root is the rootfs (a chroot): the probe is at /probe there.
+    std::fs::write(b.rootfs().join("etc/only-in-rootfs"), "seen").unwrap();
+    b.args(&["/probe", "read", "/etc/only-in-rootfs"]);
     let (code, out, err) = b.run("n");
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "seen");
