@@ -21,10 +21,33 @@ const MAX_DEPTH: usize = 128;
 /// tmpfs's root), and the owner and mode of `src` onto `dst`.
 pub fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<()> {
     copy_dir(src, dst, 0)?;
-    let st = fstat(src)?;
+    let st = sys::fstat(src)?;
     fchown(dst, st.st_uid, st.st_gid)?;
     fchmod(dst, st.st_mode & 0o7777)?;
     copy_xattrs(src, dst)
+}
+
+/// What a copied directory or file takes from its original once its
+/// contents are in: owner, mode, xattrs and times.
+fn copy_attributes(from: BorrowedFd<'_>, to: BorrowedFd<'_>, st: &libc::stat) -> io::Result<()> {
+    fchown(to, st.st_uid, st.st_gid)?;
+    fchmod(to, st.st_mode & 0o7777)?;
+    copy_xattrs(from, to)?;
+    set_times(to, st)
+}
+
+/// Re-owns the link or node `name` in `dir` itself (not what it points to).
+fn chown_entry(dir: BorrowedFd<'_>, name: &CStr, st: &libc::stat) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated; AT_SYMLINK_NOFOLLOW re-owns the entry.
+    check(unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.st_uid,
+            st.st_gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
 }
 
 fn copy_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> io::Result<()> {
@@ -33,41 +56,25 @@ fn copy_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> io::Resul
     }
     for name in list(src)? {
         let st = fstatat(src, &name)?;
-        let mode = st.st_mode & 0o7777;
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {
                 mkdirat(dst, &name, 0o700)?;
                 let from = openat(src, &name, libc::O_RDONLY | libc::O_DIRECTORY)?;
                 let to = openat(dst, &name, libc::O_RDONLY | libc::O_DIRECTORY)?;
                 copy_dir(from.as_fd(), to.as_fd(), depth + 1)?;
-                fchown(to.as_fd(), st.st_uid, st.st_gid)?;
-                fchmod(to.as_fd(), mode)?;
-                copy_xattrs(from.as_fd(), to.as_fd())?;
-                set_times(to.as_fd(), &st)?;
+                copy_attributes(from.as_fd(), to.as_fd(), &st)?;
             }
             libc::S_IFREG => {
                 let from = openat(src, &name, libc::O_RDONLY)?;
                 let to = openat_create(dst, &name, 0o600)?;
                 copy_data(from.as_fd(), to.as_fd(), st.st_size as u64)?;
-                fchown(to.as_fd(), st.st_uid, st.st_gid)?;
-                fchmod(to.as_fd(), mode)?;
-                copy_xattrs(from.as_fd(), to.as_fd())?;
-                set_times(to.as_fd(), &st)?;
+                copy_attributes(from.as_fd(), to.as_fd(), &st)?;
             }
             libc::S_IFLNK => {
                 let target = readlinkat(src, &name)?;
                 // SAFETY: both strings are NUL-terminated.
                 check(unsafe { libc::symlinkat(target.as_ptr(), dst.as_raw_fd(), name.as_ptr()) })?;
-                // SAFETY: AT_SYMLINK_NOFOLLOW: the link itself is re-owned.
-                check(unsafe {
-                    libc::fchownat(
-                        dst.as_raw_fd(),
-                        name.as_ptr(),
-                        st.st_uid,
-                        st.st_gid,
-                        libc::AT_SYMLINK_NOFOLLOW,
-                    )
-                })?;
+                chown_entry(dst, &name, &st)?;
             }
             // Device nodes, fifos and sockets as nodes of the same kind;
             // mknod refused (a user namespace) leaves them out, as a
@@ -78,16 +85,7 @@ fn copy_dir(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> io::Resul
                     libc::mknodat(dst.as_raw_fd(), name.as_ptr(), st.st_mode, st.st_rdev)
                 };
                 if r == 0 {
-                    // SAFETY: as above.
-                    check(unsafe {
-                        libc::fchownat(
-                            dst.as_raw_fd(),
-                            name.as_ptr(),
-                            st.st_uid,
-                            st.st_gid,
-                            libc::AT_SYMLINK_NOFOLLOW,
-                        )
-                    })?;
+                    chown_entry(dst, &name, &st)?;
                 } else if io::Error::last_os_error().raw_os_error() != Some(libc::EPERM) {
                     return Err(io::Error::last_os_error());
                 }
@@ -131,10 +129,6 @@ fn list(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
     // SAFETY: closes the stream and its fd.
     unsafe { libc::closedir(d) };
     Ok(out)
-}
-
-fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    sys::fstat(fd)
 }
 
 fn fstatat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {

@@ -9,15 +9,16 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
+use oci_spec::runtime::{LinuxIdMapping, Spec};
 
 use crate::error::{Error, Result};
 use crate::mounts::Options;
 use crate::spec::Extras;
 use crate::sys;
 
-/// The "containerID hostID size" lines of a mapping list.
-fn map_text(maps: &[LinuxIdMapping]) -> String {
+/// The "containerID hostID size" lines of a mapping list, as uid_map and
+/// gid_map take them.
+pub(crate) fn map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect()
@@ -49,14 +50,7 @@ pub fn mappings(
 
 /// Checks, before anything is made, that an idmapped mount has mappings
 /// and is a bind mount.
-pub fn validate(
-    i: usize,
-    spec: &Spec,
-    extras: &Extras,
-    _m: &Mount,
-    opts: &Options,
-    bind: bool,
-) -> Result<()> {
+pub fn validate(i: usize, spec: &Spec, extras: &Extras, opts: &Options, bind: bool) -> Result<()> {
     let Some((uid, gid)) = mappings(spec, extras, i, opts) else {
         return Ok(());
     };

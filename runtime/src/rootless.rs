@@ -65,12 +65,6 @@ pub fn cgroup_refused(e: &berth_cgroups::Error) -> bool {
     )
 }
 
-fn map_lines(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
-}
-
 /// Writes the id maps of the init's new user namespace. Root writes them
 /// directly; an unprivileged user may write one mapping of its own ids
 /// (after denying setgroups, as the kernel requires), and hands anything
@@ -132,7 +126,7 @@ fn write_direct(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Res
         ("gid_map", gid, "linux.gidMappings"),
     ] {
         let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, map_lines(maps))
+        std::fs::write(&path, crate::idmap::map_text(maps))
             .map_err(|e| Error::Config(format!("{field}: writing {path}: {e}")))?;
     }
     Ok(())

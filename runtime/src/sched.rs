@@ -162,26 +162,19 @@ pub fn apply_io_priority(p: &LinuxIOPriority) -> Result<()> {
     Ok(())
 }
 
-/// A CPU or node list ("0-3,7") as the bits it names.
+/// A CPU or node list ("0-3,7") as the numbers it names: the parser
+/// linux.resources.cpu.cpus already goes through, plus the bounds of a
+/// cpu_set_t and a non-empty list.
 pub fn parse_list(field: &str, list: &str) -> Result<Vec<usize>> {
     let bad = |why: &str| Error::Config(format!("{field}: {list:?}: {why}"));
-    let mut out = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a, b),
-            None => (part, part),
-        };
-        let a: usize = a.trim().parse().map_err(|_| bad("not a list like 0-3,7"))?;
-        let b: usize = b.trim().parse().map_err(|_| bad("not a list like 0-3,7"))?;
-        if a > b || b >= 8192 {
-            return Err(bad("a range is reversed or above 8191"));
-        }
-        out.extend(a..=b);
-    }
-    if out.is_empty() {
+    let ids = berth_cgroups::resources::parse_cpuset(list).map_err(|e| bad(&e))?;
+    if ids.is_empty() {
         return Err(bad("empty"));
     }
-    Ok(out)
+    if ids.iter().any(|&i| i >= 8192) {
+        return Err(bad("above 8191"));
+    }
+    Ok(ids.into_iter().map(|i| i as usize).collect())
 }
 
 /// sched_setaffinity(2) of `pid` (0: this process) to a CPU list.

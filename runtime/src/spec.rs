@@ -289,7 +289,7 @@ pub fn validate_for_create_ext(spec: &Spec, extras: &Extras, bundle: &Path) -> R
         mounts::validate(i, m)?;
         let opts = mounts::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::Config(format!("mounts[{i}].options: {e}")))?;
-        crate::idmap::validate(i, spec, extras, m, &opts, mounts::is_bind(m, &opts))?;
+        crate::idmap::validate(i, spec, extras, &opts, mounts::is_bind(m, &opts))?;
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() || !d.path().starts_with("/dev") {

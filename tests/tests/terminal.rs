@@ -4,14 +4,12 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::Read;
-use std::os::unix::net::UnixListener;
 
 #[test]
 fn console_socket_receives_the_pty_master() {
     let mut b = Bundle::new("tty");
     let sock = b.dir.join("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = console_socket(&sock);
     b.config["process"]["terminal"] = json!(true);
     b.config["process"]["consoleSize"] = json!({"height": 33, "width": 101});
     b.args(&[
@@ -19,11 +17,6 @@ fn console_socket_receives_the_pty_master() {
         "-c",
         "/probe setsid-tty; /probe stat /dev/console",
     ]);
-    let receiver = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let (name, fd) = recv_with_fd(&conn);
-        (String::from_utf8_lossy(&name).into_owned(), fd)
-    });
     let id = b.id("t");
     b.write_config();
     let out = b.detached(&[
@@ -38,17 +31,7 @@ fn console_socket_receives_the_pty_master() {
     let (name, master) = receiver.join().unwrap();
     assert!(name.starts_with("/dev/pts/"), "{name}");
     assert!(b.cmd(&["start", &id]).status.success());
-    let mut f = std::fs::File::from(master);
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    // EIO once the container's side closes.
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        text.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&text).replace('\r', "");
+    let text = read_master(master).replace('\r', "");
     let mut lines = text.lines();
     let tty: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert_eq!(tty["isatty"], true, "{tty}");

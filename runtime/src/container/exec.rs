@@ -195,9 +195,6 @@ impl Runtime {
                         }
                         ch.send(&Msg::Continue)?;
                     }
-                    Msg::SeccompListener => {
-                        forward_seccomp_listener(&mut ch, spec, &o.id, pid, &saved.bundle)?
-                    }
                     Msg::Ready => {
                         // Go, then wait until the program is exec'd (the
                         // channel closes on exec) or its error arrives:
